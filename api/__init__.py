@@ -1,0 +1,1 @@
+"""The HTTP face of jobline: REST, GraphQL (queries, mutations, subscriptions) and the page."""

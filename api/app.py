@@ -1,0 +1,150 @@
+"""The FastAPI app: REST, GraphQL + GraphiQL, the page; resources opened in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pymongo.errors import PyMongoError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.feed import JobFeed
+from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
+from api.graphql import schema
+from api.idempotency import IdempotencyKeys
+from api.limits import BodySizeLimit
+from api.rest import router as rest_router
+from api.service import InvalidRequest, JobService
+from projections.jobs.store import InvalidCursor, MongoJobViews
+from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.settings import Settings
+from runtime.store import database, open_store
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+UNSPLASH_IMAGES = "https://images.unsplash.com"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="jobline",
+        summary="Event-sourced async jobs: each waits a random delay, then fetches a food photo.",
+        version="0.1.0",
+        lifespan=_lifespan(settings),
+    )
+    app.include_router(rest_router)
+    app.include_router(
+        OfflineGraphQLRouter(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]),
+        prefix="/graphql",
+    )
+    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
+    app.mount(ASSETS_PATH, StaticFiles(directory=VENDOR_DIR), name="graphiql-assets")
+    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
+    _page_routes(app, settings)
+    _error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    return app
+
+
+def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
+        producer = await start_producer(settings, f"{settings.topic_prefix}.api")
+        client = open_store(settings)
+        db = database(client, settings)
+        views = MongoJobViews(db["jobs"])
+        await views.ensure_indexes()
+        feed = JobFeed(db["jobs"])
+        feed_task = asyncio.create_task(feed.run())
+        app.state.feed = feed
+        app.state.jobs = JobService(
+            settings,
+            KafkaEventPublisher(producer, settings.topics.jobs),
+            views,
+            IdempotencyKeys(db["idempotency_keys"]),
+        )
+        try:
+            await asyncio.wait_for(feed.ready.wait(), 15)
+            if missing := missing_assets():
+                log.warning("GraphiQL assets missing; run scripts/fetch_graphiql_assets.py",
+                            extra={"missing": missing})
+            yield
+        finally:
+            feed_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await feed_task
+            await producer.stop()
+            await client.close()
+
+    return lifespan
+
+
+def _page_routes(app: FastAPI, settings: Settings) -> None:
+    photo_origin = _origin(settings.unsplash_base_url)
+    stand_in = photo_origin != "https://api.unsplash.com"
+    csp = "; ".join([
+        "default-src 'self'",
+        f"img-src 'self' data: {UNSPLASH_IMAGES}{' ' + photo_origin if stand_in else ''}",
+        "connect-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ])
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": csp})
+
+    @app.get("/config.json", include_in_schema=False)
+    async def config() -> dict[str, object]:
+        return {"photo_source": "stand-in" if stand_in else "unsplash", "app_name": settings.app_name}
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.middleware("http")
+    async def graphiql_guard(request: Request, call_next):  # type: ignore[no-untyped-def]
+        wants_ide = request.url.path == "/graphql" and request.method == "GET"
+        if wants_ide and "text/html" in request.headers.get("accept", "") and missing_assets():
+            return HTMLResponse(
+                "<h1>GraphiQL is not installed</h1><p>Run <code>python "
+                "scripts/fetch_graphiql_assets.py</code> (needs npm) and reload.</p>", 503
+            )
+        return await call_next(request)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InvalidRequest)
+    @app.exception_handler(InvalidCursor)
+    async def bad_request(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, 400)
+
+    @app.exception_handler(PyMongoError)
+    async def store_down(request: Request, error: Exception) -> JSONResponse:
+        log.warning("store unavailable", extra={"error": repr(error)})
+        return JSONResponse({"detail": "the job store is unavailable; retry shortly"}, 503,
+                            headers={"Retry-After": "2"})
+
+    @app.exception_handler(KafkaError)
+    async def log_down(request: Request, error: Exception) -> JSONResponse:
+        log.warning("log unavailable", extra={"error": repr(error)})
+        return JSONResponse({"detail": "the job log is unavailable; retry shortly"}, 503,
+                            headers={"Retry-After": "2"})

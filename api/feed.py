@@ -1,0 +1,99 @@
+"""Live job changes: one change stream per API process, fanned out to subscribers.
+
+Each subscriber has a bounded queue. One that falls behind is dropped with an error (it then
+resubscribes and resyncs from a query) instead of slowing everyone else down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from projections.jobs.view import JobView
+from runtime.store import Document
+
+log = logging.getLogger(__name__)
+RECONNECT_S = 1.0
+
+
+class SubscriberTooSlow(Exception):
+    def __init__(self) -> None:
+        super().__init__("updates came faster than this subscriber read them; resubscribe")
+
+
+_OVERFLOW = object()
+
+
+class Subscription:
+    def __init__(self, job_id: str | None, size: int) -> None:
+        self.job_id = job_id
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(size)
+
+    def offer(self, view: JobView) -> bool:
+        try:
+            self.queue.put_nowait(view)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_OVERFLOW)
+            return False
+        return True
+
+    async def __aiter__(self) -> AsyncIterator[JobView]:
+        while True:
+            item = await self.queue.get()
+            if item is _OVERFLOW:
+                raise SubscriberTooSlow
+            yield item
+
+
+class JobFeed:
+    def __init__(self, collection: AsyncCollection[Document], queue_size: int = 256) -> None:
+        self._collection = collection
+        self._queue_size = queue_size
+        self._subscriptions: set[Subscription] = set()
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        token = None
+        while True:
+            try:
+                async with await self._collection.watch(
+                    full_document="updateLookup", resume_after=token
+                ) as stream:
+                    self.ready.set()
+                    async for change in stream:
+                        token = stream.resume_token
+                        doc = change.get("fullDocument")
+                        if doc is not None:
+                            self._fan_out(JobView.from_doc(doc))
+            except PyMongoError as error:
+                log.warning("change stream lost; reconnecting", extra={"error": repr(error)})
+                await asyncio.sleep(RECONNECT_S)
+
+    def _fan_out(self, view: JobView) -> None:
+        for subscription in list(self._subscriptions):
+            if subscription.job_id not in (None, view.id):
+                continue
+            if not subscription.offer(view):
+                self._subscriptions.discard(subscription)
+                log.warning("dropped a slow subscriber", extra={"job_id": subscription.job_id})
+
+    @asynccontextmanager
+    async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
+        subscription = Subscription(job_id, self._queue_size)
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)

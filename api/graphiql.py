@@ -1,0 +1,39 @@
+"""GraphiQL served with its scripts and styles from this app, so it works with no internet.
+
+Strawberry's page loads pinned versions of its assets from a public CDN, each with a
+Subresource Integrity hash. `scripts/fetch_graphiql_assets.py` fetches the same npm packages
+at set-up and checks them against those hashes; here the page points at the local copies and
+keeps the hashes, so the browser verifies them too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http.ides import get_graphql_ide_html
+
+VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
+ASSETS_PATH = "/graphiql-assets"
+# A CDN address of an npm package file: https://HOST/[@scope/]name@version/path
+CDN_ASSET = re.compile(r'https://[^/"]+/((?:@[\w.-]+/)?[\w.-]+@[\w.-]+/[^"]+)')
+
+
+def cdn_assets(html: str) -> list[str]:
+    """The `package@version/path` of every asset the IDE page loads."""
+    return CDN_ASSET.findall(html)
+
+
+def offline_ide_html() -> str:
+    return CDN_ASSET.sub(lambda m: f"{ASSETS_PATH}/{m.group(1)}", get_graphql_ide_html("graphiql"))
+
+
+def missing_assets() -> list[str]:
+    return [a for a in cdn_assets(get_graphql_ide_html("graphiql")) if not (VENDOR_DIR / a).is_file()]
+
+
+class OfflineGraphQLRouter(GraphQLRouter):  # type: ignore[type-arg]
+    @property
+    def graphql_ide_html(self) -> str:
+        return offline_ide_html()

@@ -1,0 +1,215 @@
+"""GraphQL: the same service behind a Strawberry schema, with abuse limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.types import Info
+
+from api.feed import JobFeed, SubscriberTooSlow
+from api.service import InvalidRequest, JobService
+from projections.jobs.store import InvalidCursor, encode_cursor
+from projections.jobs.view import JobView
+from schema import Photo as PhotoEvent
+
+
+@strawberry.enum
+class JobStatus(Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    RESOLVED = "resolved"
+    FAILED = "failed"
+
+
+@strawberry.type
+class PhotoUrls:
+    raw: str
+    full: str
+    regular: str
+    small: str
+    thumb: str
+
+
+@strawberry.type
+class Link:
+    html: str
+
+
+@strawberry.type
+class Photographer:
+    name: str
+    username: str
+    links: Link
+
+
+@strawberry.type
+class Photo:
+    id: strawberry.ID
+    urls: PhotoUrls
+    alt_description: str | None
+    width: int
+    height: int
+    color: str | None
+    blur_hash: str | None
+    links: Link
+    user: Photographer
+
+    @classmethod
+    def of(cls, p: PhotoEvent) -> Photo:
+        return cls(
+            id=strawberry.ID(p.id),
+            urls=PhotoUrls(
+                raw=p.urls.raw, full=p.urls.full, regular=p.urls.regular,
+                small=p.urls.small, thumb=p.urls.thumb,
+            ),
+            alt_description=p.alt_description,
+            width=p.width,
+            height=p.height,
+            color=p.color,
+            blur_hash=p.blur_hash,
+            links=Link(html=p.links.html),
+            user=Photographer(
+                name=p.user.name, username=p.user.username, links=Link(html=p.user.links.html)
+            ),
+        )
+
+
+@strawberry.type
+class Job:
+    id: strawberry.ID
+    status: JobStatus
+    created_at: datetime | None
+    due_at: datetime | None
+    updated_at: datetime | None
+    result: Photo | None
+    error: str | None
+
+    @classmethod
+    def of(cls, view: JobView) -> Job:
+        return cls(
+            id=strawberry.ID(view.id),
+            status=JobStatus(view.status),
+            created_at=view.created_at,
+            due_at=view.due_at,
+            updated_at=view.updated_at,
+            result=Photo.of(view.result) if view.result else None,
+            error=view.error,
+        )
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class CreateJobPayload:
+    job: Job
+
+
+def _service(info: Info[Any, None]) -> JobService:
+    service: JobService = info.context["request"].app.state.jobs
+    return service
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A job by id, or null when there is none.")
+    async def job(self, info: Info[Any, None], id: strawberry.ID) -> Job | None:
+        view = await _service(info).get(str(id))
+        return Job.of(view) if view else None
+
+    @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
+    async def jobs(
+        self,
+        info: Info[Any, None],
+        first: int | None = 20,
+        after: str | None = None,
+        status: JobStatus | None = None,
+    ) -> JobConnection:
+        views, next_cursor = await _service(info).page(
+            20 if first is None else first, after, status.value if status else None
+        )
+        edges = [JobEdge(cursor=encode_cursor(v), node=Job.of(v)) for v in views]
+        return JobConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
+        )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a job; retries with one idempotencyKey get one job.")
+    async def create_job(
+        self, info: Info[Any, None], idempotency_key: str | None = None
+    ) -> CreateJobPayload:
+        return CreateJobPayload(job=Job.of(await _service(info).create(idempotency_key)))
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every change of every job, or of one job (which first sends its state)."
+    )
+    async def job_updates(
+        self, info: Info[Any, None], id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Job, None]:
+        app = _request_app(info)
+        feed: JobFeed = app.state.feed
+        async with feed.subscribe(str(id) if id is not None else None) as subscription:
+            if id is not None:
+                current = await app.state.jobs.get(str(id))
+                if current is not None:
+                    yield Job.of(current)
+            async for view in subscription:
+                yield Job.of(view)
+
+
+def _request_app(info: Info[Any, None]) -> Any:
+    return info.context["request"].app
+
+
+_CALLER_ERRORS = (InvalidRequest, InvalidCursor, SubscriberTooSlow)
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Say what the caller got wrong; hide the internals of everything else."""
+    original = error.original_error
+    return original is not None and not isinstance(original, _CALLER_ERRORS)
+
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=8),
+        lambda: MaxTokensLimiter(max_token_count=1000),
+        lambda: MaxAliasesLimiter(max_alias_count=10),
+        lambda: MaskErrors(should_mask_error=_mask, error_message="internal error; try again later"),
+    ],
+)

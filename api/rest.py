@@ -1,0 +1,144 @@
+"""REST: POST /jobs, GET /jobs, GET /jobs/{id}."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from pydantic import BaseModel, model_serializer
+
+from api.service import MAX_PAGE, JobService
+from projections.jobs.view import JobView
+
+Status = Literal["pending", "processing", "resolved", "failed"]
+
+
+class PhotoUrlsOut(BaseModel):
+    raw: str
+    full: str
+    regular: str
+    small: str
+    thumb: str
+
+
+class LinkOut(BaseModel):
+    html: str
+
+
+class PhotographerOut(BaseModel):
+    name: str
+    username: str
+    links: LinkOut
+
+
+class PhotoOut(BaseModel):
+    id: str
+    urls: PhotoUrlsOut
+    alt_description: str | None
+    width: int
+    height: int
+    color: str | None
+    blur_hash: str | None
+    links: LinkOut
+    user: PhotographerOut
+
+
+class JobOut(BaseModel):
+    """A job. `result` only when resolved, `error` only when failed."""
+
+    id: str
+    status: Status
+    created_at: datetime | None
+    due_at: datetime | None
+    updated_at: datetime | None
+    result: PhotoOut | None = None
+    error: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in ("result", "error"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+    @classmethod
+    def of(cls, view: JobView) -> JobOut:
+        result = None
+        if view.result is not None:
+            photo = view.result
+            result = PhotoOut(
+                id=photo.id,
+                urls=PhotoUrlsOut(**_fields(photo.urls)),
+                alt_description=photo.alt_description,
+                width=photo.width,
+                height=photo.height,
+                color=photo.color,
+                blur_hash=photo.blur_hash,
+                links=LinkOut(html=photo.links.html),
+                user=PhotographerOut(
+                    name=photo.user.name,
+                    username=photo.user.username,
+                    links=LinkOut(html=photo.user.links.html),
+                ),
+            )
+        return cls(
+            id=view.id,
+            status=view.status,  # type: ignore[arg-type]
+            created_at=view.created_at,
+            due_at=view.due_at,
+            updated_at=view.updated_at,
+            result=result,
+            error=view.error,
+        )
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+router = APIRouter(tags=["jobs"])
+
+
+def _service(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+@router.post("/jobs", status_code=202, response_model=JobOut)
+async def create_job(
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    """Create a job. It waits its random delay, then fetches a photo. Retrying with the same
+    `Idempotency-Key` returns the same job instead of creating another."""
+    view = await _service(request).create(idempotency_key)
+    response.headers["Location"] = f"/jobs/{view.id}"
+    return JobOut.of(view)
+
+
+@router.get("/jobs", response_model=JobPage)
+async def list_jobs(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    status: Status | None = None,
+) -> JobPage:
+    """Jobs, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    views, next_cursor = await _service(request).page(limit, cursor, status)
+    return JobPage(items=[JobOut.of(v) for v in views], next_cursor=next_cursor)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
+async def get_job(request: Request, job_id: str) -> JobOut:
+    view = await _service(request).get(job_id)
+    if view is None:
+        raise HTTPException(404, f"no job with id {job_id!r}")
+    return JobOut.of(view)

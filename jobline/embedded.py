@@ -1,0 +1,117 @@
+"""`jobline run`: the whole system in one command.
+
+Starts what is not configured (broker, store, Unsplash stand-in) and then the API, the delay
+processor, the fetcher and the projection, all in this process's event loop. Stops everything,
+in order, on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+from pydantic import SecretStr
+
+from api.app import create_app
+from jobline.children import Child, broker, store
+from jobline.serving import AppServer, free_port
+from jobline.standin import create_app as create_stand_in
+from processors.delay.shell import run as run_delay
+from processors.fetcher.shell import run as run_fetcher
+from projections.jobs.runner import run as run_projection
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_all(settings: Settings, host: str, port: int) -> int:
+    started = time.monotonic()
+    async with AsyncExitStack() as stack:
+        settings = await _embedded_backends(settings, stack)
+        settings = await _stand_in(settings, host, stack)
+        api = AppServer(create_app(settings), host, port)
+        tasks = [
+            asyncio.create_task(component(settings), name=component.__module__)
+            for component in (run_projection, run_delay, run_fetcher)
+        ]
+        stack.push_async_callback(_cancel, tasks)
+        await api.start()
+        stack.push_async_callback(api.stop)
+        _announce(host, api.port, settings, time.monotonic() - started)
+        done, _ = await asyncio.wait([*tasks, api.task], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is not None:
+                log.error("a component stopped", exc_info=task.exception())
+                return 1
+    return 0
+
+
+async def _embedded_backends(settings: Settings, stack: AsyncExitStack) -> Settings:
+    update: dict[str, Any] = {}
+    data_dir = settings.data_dir
+    if not settings.kafka_bootstrap_servers:
+        port = free_port()
+        await _start(broker(port, data_dir), port, stack)
+        # The embedded broker rejects the idempotent producer (DESIGN.md §4); effects are
+        # idempotent without it. Groups rejoin faster with short session timeouts.
+        update |= {
+            "kafka_bootstrap_servers": f"127.0.0.1:{port}",
+            "kafka_idempotence": False,
+            "kafka_session_timeout_ms": 3000,
+            "kafka_heartbeat_interval_ms": 500,
+            "kafka_rebalance_timeout_ms": 3000,
+        }
+    if not settings.mongodb_uri:
+        port = free_port()
+        await _start(store(port, data_dir), port, stack)
+        update["mongodb_uri"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    return settings.model_copy(update=update)
+
+
+async def _start(child: Child, port: int, stack: AsyncExitStack) -> None:
+    child.start()
+    stack.push_async_callback(child.stop)
+    await child.wait_port("127.0.0.1", port)
+    log.info("%s listening on 127.0.0.1:%s", child.name, port)
+
+
+async def _stand_in(settings: Settings, host: str, stack: AsyncExitStack) -> Settings:
+    if settings.unsplash_access_key is not None:
+        return settings
+    server = AppServer(create_stand_in(), host, 0)
+    await server.start()
+    stack.push_async_callback(server.stop)
+    return settings.model_copy(update={
+        "unsplash_base_url": f"http://{_display_host(host)}:{server.port}",
+        "unsplash_access_key": SecretStr("stand-in"),
+    })
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+
+
+def _announce(host: str, port: int, settings: Settings, took_s: float) -> None:
+    base = f"http://{_display_host(host)}:{port}"
+    photos = "local stand-in" if settings.unsplash_access_key and (
+        settings.unsplash_access_key.get_secret_value() == "stand-in") else "Unsplash"
+    print(
+        f"\njobline is up in {took_s:.1f} s\n"
+        f"  page      {base}/\n"
+        f"  GraphiQL  {base}/graphql\n"
+        f"  API docs  {base}/docs\n"
+        f"  broker    {settings.kafka_bootstrap_servers}\n"
+        f"  store     {settings.mongodb_uri}\n"
+        f"  photos    {photos} ({settings.unsplash_base_url})\n"
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )

@@ -1,0 +1,172 @@
+"""The stand-in's HTTP API: `GET /photos/random` as Unsplash answers it, plus a control API.
+
+Control (for tests and demos; Unsplash has nothing like it):
+  POST   /_stand-in/faults   {"status": 503, "times": 3}  next N requests answer that status
+                             ("times": null: until cleared); optional "delay_s"
+  DELETE /_stand-in/faults   clear faults
+  POST   /_stand-in/photo    field overrides merged into the next photos (until cleared)
+  GET    /_stand-in/stats    {"requests": N, "photos": N}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from jobline.standin.images import blur_hash_of, dish_for, render_svg
+
+_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+_USERS = [("Ada Baker", "adabaker"), ("Kenji Sato", "kenjicooks"), ("Lúcia Prato", "luciaprato")]
+
+
+@dataclass
+class StandIn:
+    """State of one stand-in: allowance, injected faults, counters."""
+
+    limit: int = 5000
+    window_s: float = 3600
+    fault_status: int | None = None
+    fault_times: int | None = None
+    fault_delay_s: float = 0
+    photo_overrides: dict[str, Any] = field(default_factory=dict)
+    requests: int = 0
+    photos: int = 0
+    _window_start: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> int:
+        if time.monotonic() - self._window_start > self.window_s:
+            self._window_start, self.requests_in_window = time.monotonic(), 0
+        return max(0, self.limit - self.requests_in_window)
+
+    requests_in_window: int = 0
+
+    def take_fault(self) -> int | None:
+        if self.fault_status is None:
+            return None
+        status = self.fault_status
+        if self.fault_times is not None:
+            self.fault_times -= 1
+            if self.fault_times <= 0:
+                self.fault_status = self.fault_times = None
+        return status
+
+
+def create_app(state: StandIn | None = None) -> FastAPI:
+    stand_in = state or StandIn()
+    app = FastAPI(title="Unsplash stand-in", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.stand_in = stand_in
+
+    @app.get("/photos/random")
+    async def random_photo(request: Request, count: int | None = None) -> Response:
+        stand_in.requests += 1
+        if not request.headers.get("authorization", "").startswith("Client-ID "):
+            return JSONResponse({"errors": ["OAuth error: The access token is invalid"]}, 401)
+        if stand_in.fault_delay_s:
+            await asyncio.sleep(stand_in.fault_delay_s)
+        left = stand_in.remaining()
+        headers = {"X-Ratelimit-Limit": str(stand_in.limit), "X-Ratelimit-Remaining": str(left)}
+        status = stand_in.take_fault() or (403 if left == 0 else None)
+        if status is not None:
+            body = {"errors": ["Rate Limit Exceeded" if status in (403, 429) else "Stand-in fault"]}
+            return JSONResponse(body, status, headers=headers)
+        stand_in.requests_in_window += 1
+        headers["X-Ratelimit-Remaining"] = str(left - 1)
+        base = str(request.base_url).rstrip("/")
+        photos = [_photo(base, stand_in) for _ in range(min(count or 1, 30))]
+        return JSONResponse(photos if count else photos[0], headers=headers)
+
+    @app.get("/images/{photo_id}.svg")
+    async def image(photo_id: str, w: int = 1080) -> Response:
+        svg = render_svg(photo_id, max(50, min(w, 4000)))
+        return Response(svg, media_type="image/svg+xml", headers=_CACHE_FOREVER)
+
+    @app.get("/photos/{photo_id}", response_class=HTMLResponse)
+    async def photo_page(photo_id: str) -> str:
+        return _page("Stand-in photo", f'<img src="/images/{photo_id}.svg?w=1080" alt="">')
+
+    @app.get("/@{username}", response_class=HTMLResponse)
+    async def user_page(username: str) -> str:
+        return _page("Stand-in photographer", "<p>This photographer exists only locally.</p>")
+
+    _control(app, stand_in)
+    return app
+
+
+def _control(app: FastAPI, stand_in: StandIn) -> None:
+    @app.post("/_stand-in/faults")
+    async def set_faults(spec: dict[str, Any]) -> dict[str, Any]:
+        stand_in.fault_status = spec.get("status")
+        stand_in.fault_times = spec.get("times")
+        stand_in.fault_delay_s = float(spec.get("delay_s") or 0)
+        return {"ok": True}
+
+    @app.delete("/_stand-in/faults")
+    async def clear_faults() -> dict[str, Any]:
+        stand_in.fault_status = stand_in.fault_times = None
+        stand_in.fault_delay_s = 0
+        return {"ok": True}
+
+    @app.post("/_stand-in/photo")
+    async def override_photo(overrides: dict[str, Any]) -> dict[str, Any]:
+        stand_in.photo_overrides = overrides
+        return {"ok": True}
+
+    @app.get("/_stand-in/stats")
+    async def stats() -> dict[str, int]:
+        return {"requests": stand_in.requests, "photos": stand_in.photos}
+
+
+_CACHE_FOREVER = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def _photo(base: str, stand_in: StandIn) -> dict[str, Any]:
+    stand_in.photos += 1
+    photo_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(11))
+    _, background, alt = dish_for(photo_id)
+    name, username = _USERS[stand_in.photos % len(_USERS)]
+    image = f"{base}/images/{photo_id}.svg"
+    photo = {
+        "id": photo_id,
+        "width": 4000,
+        "height": 3000,
+        "color": background,
+        "blur_hash": blur_hash_of(background),
+        "description": None,
+        "alt_description": alt,
+        "urls": {
+            "raw": image,
+            "full": f"{image}?w=4000",
+            "regular": f"{image}?w=1080",
+            "small": f"{image}?w=400",
+            "thumb": f"{image}?w=200",
+        },
+        "links": {
+            "self": f"{base}/photos/{photo_id}",
+            "html": f"{base}/photos/{photo_id}",
+            "download": f"{base}/photos/{photo_id}/download",
+            "download_location": f"{base}/photos/{photo_id}/download",
+        },
+        "user": {"name": name, "username": username, "links": {"html": f"{base}/@{username}"}},
+    }
+    return _merge(photo, stand_in.photo_overrides)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _page(title: str, body: str) -> str:
+    return f"<!doctype html><title>{title}</title><h1>{title}</h1>{body}"

@@ -1,0 +1,141 @@
+"""Durable timers on the log.
+
+A JobRequested record stays held (its offset uncommitted) until its JobDue is acknowledged by
+the broker, so after a crash the group resumes at the oldest unfired timer and re-arms every
+timer from there: none is lost, and none fires early because `due_at` is in the event.
+A timer is cancelled when its job's JobDue is read back from the log (after a restart, the
+JobDue another instance already emitted), and timers only fire on partitions whose backlog has
+been read, so restarts rarely emit a JobDue twice; when they do, it carries the same event id
+and every consumer treats it as the redelivery it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from aiokafka.errors import KafkaError
+
+from processors.delay.core import is_due, job_due, seconds_until_due
+from runtime.clock import utc_now
+from runtime.consuming import Consumed, run_together
+from runtime.log import EventPublisher
+from runtime.offsets import OffsetTracker
+from runtime.processor import processor_kit
+from runtime.settings import Settings
+from schema import JobDue, JobRequested
+
+log = logging.getLogger(__name__)
+IDLE_WAIT_S = 1.0
+RETRY_S = 1.0
+
+
+class DelayHandler:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        tracker: OffsetTracker,
+        topic: str,
+        now: Callable[[], datetime],
+        caught_up: Callable[[int], bool],
+    ) -> None:
+        self._publisher = publisher
+        self._tracker = tracker
+        self._topic = topic
+        self._now = now
+        self._caught_up = caught_up
+        self._pending: dict[str, Consumed] = {}
+        self._heap: list[tuple[datetime, str]] = []
+        self._wake = asyncio.Event()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def handle(self, batch: list[Consumed]) -> None:
+        for item in batch:
+            self._take(item)
+        self._wake.set()
+
+    def _take(self, item: Consumed) -> None:
+        event = item.event
+        if isinstance(event, JobRequested) and event.job_id not in self._pending:
+            self._pending[event.job_id] = item
+            heapq.heappush(self._heap, (event.due_at, event.job_id))
+            return
+        if isinstance(event, JobDue):
+            armed = self._pending.pop(event.job_id, None)
+            if armed is not None:
+                self._tracker.release(armed.partition, armed.offset)
+        self._tracker.release(item.partition, item.offset)
+
+    def revoked(self, partitions: set[int]) -> None:
+        for job_id, item in list(self._pending.items()):
+            if item.partition in partitions:
+                del self._pending[job_id]
+
+    async def run_timers(self) -> None:
+        while True:
+            due = self._due_now()
+            if due:
+                await self._fire(due)
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._sleep_s())
+            except TimeoutError:
+                pass
+
+    def _sleep_s(self) -> float:
+        while self._heap and self._heap[0][1] not in self._pending:
+            heapq.heappop(self._heap)
+        if not self._heap:
+            return IDLE_WAIT_S
+        item = self._pending[self._heap[0][1]]
+        return min(IDLE_WAIT_S, max(0.02, seconds_until_due(_requested(item), self._now())))
+
+    def _due_now(self) -> list[Consumed]:
+        now, due, deferred = self._now(), [], []
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            item = self._pending.get(entry[1])
+            if item is None or not is_due(_requested(item), now):
+                continue
+            (due if self._caught_up(item.partition) else deferred).append((entry, item))
+        for entry, _ in deferred:
+            heapq.heappush(self._heap, entry)
+        return [item for _, item in due]
+
+    async def _fire(self, due: list[Consumed]) -> None:
+        now = self._now()
+        try:
+            await self._publisher.publish([job_due(_requested(item), now) for item in due])
+        except KafkaError as error:
+            # Not acknowledged: the timers stay armed and held; try again shortly.
+            log.warning("cannot emit JobDue; retrying", extra={"error": repr(error)})
+            for item in due:
+                heapq.heappush(self._heap, (_requested(item).due_at, item.event.job_id))
+            await asyncio.sleep(RETRY_S)
+            return
+        for item in due:
+            if self._pending.get(item.event.job_id) is item:
+                del self._pending[item.event.job_id]
+            self._tracker.release(item.partition, item.offset)
+            log.info("job due", extra=item.log_fields(self._topic))
+
+
+def _requested(item: Consumed) -> JobRequested:
+    assert isinstance(item.event, JobRequested)
+    return item.event
+
+
+async def run(settings: Settings) -> None:
+    """The delay processor, until cancelled."""
+    async with processor_kit(settings, "delay") as kit:
+        handler = DelayHandler(
+            kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up
+        )
+        await run_together(kit.loop.run(handler), handler.run_timers())

@@ -1,0 +1,1 @@
+"""The jobs read model: one document per job, rebuilt exactly by replaying the log."""

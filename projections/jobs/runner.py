@@ -1,0 +1,55 @@
+"""Feeds the read model from the log: one bulk write per fetched batch, then commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pymongo.errors import PyMongoError
+
+from projections.jobs.store import MongoJobViews
+from runtime.consuming import Consumed
+from runtime.offsets import OffsetTracker
+from runtime.processor import processor_kit
+from runtime.settings import Settings
+from runtime.store import database, open_store
+
+log = logging.getLogger(__name__)
+RETRY_S = 1.0
+
+
+class ProjectionHandler:
+    def __init__(self, views: MongoJobViews, tracker: OffsetTracker, topic: str) -> None:
+        self._views = views
+        self._tracker = tracker
+        self._topic = topic
+
+    async def handle(self, batch: list[Consumed]) -> None:
+        while True:
+            try:
+                await self._views.apply([item.event for item in batch])
+                break
+            except PyMongoError as error:
+                # The store is down or failing: keep the batch (offsets stay held) and retry.
+                log.warning("read model write failed; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(RETRY_S)
+        for item in batch:
+            self._tracker.release(item.partition, item.offset)
+        if batch:
+            last = batch[-1]
+            log.debug("projected batch", extra={**last.log_fields(self._topic), "size": len(batch)})
+
+    def revoked(self, partitions: set[int]) -> None:
+        """Nothing pending: every batch is written before the next is fetched."""
+
+
+async def run(settings: Settings) -> None:
+    """The jobs projection, until cancelled."""
+    client = open_store(settings)
+    try:
+        views = MongoJobViews(database(client, settings)["jobs"])
+        await views.ensure_indexes()
+        async with processor_kit(settings, "projection") as kit:
+            await kit.loop.run(ProjectionHandler(views, kit.tracker, kit.topic))
+    finally:
+        await client.close()

@@ -1,0 +1,105 @@
+"""The jobs read model in MongoDB: batched, version-guarded writes and paginated reads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo import DESCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from projections.jobs.view import STATUSES, JobView, plan
+from runtime.store import Document
+from schema import Event
+
+DUPLICATE_KEY = 11000
+NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+class JobReadStore(Protocol):
+    async def apply(self, events: Sequence[Event]) -> None: ...
+    async def get(self, job_id: str) -> JobView | None: ...
+    async def page(
+        self, limit: int, cursor: str | None, status: str | None
+    ) -> tuple[list[JobView], str | None]: ...
+
+
+class MongoJobViews:
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index(NEWEST_FIRST, name="newest_first")
+        await self.collection.create_index(
+            [("status", 1), *NEWEST_FIRST], name="status_newest_first"
+        )
+
+    async def apply(self, events: Sequence[Event]) -> None:
+        """Apply a batch with one bulk write. A job whose view is already at or past the
+        batch's version makes its guarded upsert collide on `_id` (E11000): already applied."""
+        ops = [
+            UpdateOne(
+                {"_id": job_id, "version": {"$lt": version}},
+                {"$set": {**fields, "version": version}},
+                upsert=True,
+            )
+            for job_id, (version, fields) in plan(events).items()
+        ]
+        if not ops:
+            return
+        try:
+            await self.collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as error:
+            others = [e for e in error.details["writeErrors"] if e["code"] != DUPLICATE_KEY]
+            if others or error.details.get("writeConcernErrors"):
+                raise
+
+    async def get(self, job_id: str) -> JobView | None:
+        doc = await self.collection.find_one({"_id": job_id})
+        return None if doc is None else JobView.from_doc(doc)
+
+    async def page(
+        self, limit: int, cursor: str | None, status: str | None
+    ) -> tuple[list[JobView], str | None]:
+        query: dict[str, Any] = {"created_at": {"$ne": None}}
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}")
+            query["status"] = status
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            query["$or"] = [
+                {"created_at": {"$lt": created_at}},
+                {"created_at": created_at, "_id": {"$lt": job_id}},
+            ]
+        docs = await self.collection.find(query).sort(NEWEST_FIRST).limit(limit + 1).to_list()
+        views = [JobView.from_doc(doc) for doc in docs[:limit]]
+        more = len(docs) > limit
+        return views, encode_cursor(views[-1]) if more and views else None
+
+
+def encode_cursor(view: JobView) -> str:
+    assert view.created_at is not None
+    raw = json.dumps([view.created_at.isoformat(), view.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise InvalidCursor("cursor is not one this API issued") from error
+    if not isinstance(job_id, str) or parsed.tzinfo is None:
+        raise InvalidCursor("cursor is not one this API issued")
+    return parsed, job_id

@@ -1,0 +1,1 @@
+"""Shared runtime plumbing: settings, log and store clients, offset tracking, structured logs."""

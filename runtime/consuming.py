@@ -1,0 +1,158 @@
+"""The consume loop every processor shares: decode, dead-letter poison, hand over, commit.
+
+Every record is held from the moment it is fetched until its handler releases it, and the
+group offset only ever moves to the lowest held record: at-least-once, never a skipped effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, NamedTuple, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from runtime.log import DeadLetters
+from runtime.offsets import OffsetTracker
+from schema import Event, PoisonRecord, decode
+
+log = logging.getLogger(__name__)
+
+
+class Consumed(NamedTuple):
+    partition: int
+    offset: int
+    event: Event
+
+    def log_fields(self, topic: str) -> dict[str, Any]:
+        return {
+            "topic": topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "event_id": self.event.event_id,
+            "job_id": self.event.job_id,
+            "event_type": self.event.TYPE,
+        }
+
+
+class BatchHandler(Protocol):
+    async def handle(self, batch: list[Consumed]) -> None:
+        """Take over a batch; release each record's offset once its effect is durable."""
+
+    def revoked(self, partitions: set[int]) -> None:
+        """The group took these partitions away: drop what is pending for them."""
+
+
+class ProcessorLoop:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        topic: str,
+        tracker: OffsetTracker,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.tracker = tracker
+        self.dead_letters = dead_letters
+        self.handler: BatchHandler | None = None
+        self._caught_up: set[int] = set()
+
+    def caught_up(self, partition: int) -> bool:
+        """Whether this partition's backlog, as of its assignment, has been read once."""
+        if partition in self._caught_up:
+            return True
+        high = self.consumer.highwater(TopicPartition(self.topic, partition))
+        seen = self.tracker.next_offset(partition)
+        if high is not None and seen is not None and seen >= high:
+            self._caught_up.add(partition)
+            return True
+        return False
+
+    async def run(self, handler: BatchHandler) -> None:
+        self.handler = handler
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self.consumer.start()
+        try:
+            while True:
+                fetched = await self.consumer.getmany(timeout_ms=200)
+                for tp, records in fetched.items():
+                    await handler.handle(await self._decode(tp.partition, records))
+                await self.commit()
+        finally:
+            await _shielded(self._stop())
+
+    async def _stop(self) -> None:
+        try:
+            await self.commit()
+        finally:
+            await self.consumer.stop()
+
+    async def _decode(self, partition: int, records: list[Any]) -> list[Consumed]:
+        batch = []
+        for record in records:
+            self.tracker.hold(partition, record.offset)
+            try:
+                batch.append(Consumed(partition, record.offset, decode(record.value)))
+            except PoisonRecord as error:
+                await self.dead_letters.send(record, str(error))
+                self.tracker.release(partition, record.offset)
+        return batch
+
+    async def revoked(self, partitions: set[int]) -> None:
+        await self.commit(partitions)
+        if self.handler is not None:
+            self.handler.revoked(partitions)
+        self._caught_up -= partitions
+        self.tracker.forget(partitions)
+
+    async def commit(self, only: set[int] | None = None) -> None:
+        offsets = {
+            p: o for p, o in self.tracker.to_commit().items() if only is None or p in only
+        }
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit({TopicPartition(self.topic, p): o for p, o in offsets.items()})
+        except (CommitFailedError, KafkaError) as error:
+            log.warning("commit failed; will retry", extra={"topic": self.topic, "error": repr(error)})
+        else:
+            self.tracker.committed(offsets)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ProcessorLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned",
+            extra={"topic": self._loop.topic, "partitions": sorted(tp.partition for tp in assigned)},
+        )
+
+
+async def _shielded(coro: Any) -> None:
+    """Finish clean-up even when the task running it is being cancelled."""
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+async def run_together(*coros: Any) -> None:
+    """Run a processor's tasks; when one ends or fails, cancel the others and re-raise."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,143 @@
+"""The log (Kafka protocol, aiokafka): topics, producer, consumers, publisher, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from runtime.settings import Settings
+from schema import Event, encode, headers_for
+from schema.topics import FOREVER
+
+log = logging.getLogger(__name__)
+TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(settings: Settings, wait_s: float = 30) -> None:
+    """Create the events and dead-letter topics if missing (idempotent), kept forever."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id="jobline-admin"
+    )
+    await _retry_connect(admin.start, wait_s, "broker")
+    try:
+        topics = settings.topics
+        new = [
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=FOREVER,
+            )
+            for name in (topics.jobs, topics.dead_letters)
+        ]
+        try:
+            response = await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            return
+        for name, code, message in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create topic {name}: {message} (error {code})")
+    finally:
+        await admin.close()
+
+
+async def _retry_connect(start: Any, wait_s: float, what: str) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            await start()
+        except KafkaConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("waiting for the %s", what)
+            await asyncio.sleep(0.5)
+        else:
+            return
+
+
+async def start_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotence,
+        linger_ms=2,
+    )
+    await _retry_connect(producer.start, 30, "broker")
+    return producer
+
+
+def consumer(settings: Settings, group_id: str, *topics: str) -> AIOKafkaConsumer:
+    """A group consumer that never auto-commits: processors commit after effects are durable."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        client_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        max_poll_records=500,
+    )
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Append the events to the log; returns once every one is acknowledged."""
+
+
+class KafkaEventPublisher:
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        pending = [
+            await self._producer.send(
+                self._topic, encode(event), key=event.job_id.encode(), headers=headers_for(event)
+            )
+            for event in events
+        ]
+        await asyncio.gather(*pending)
+
+
+class DeadLetters:
+    """Writes a record that cannot be processed, with its original bytes and the reason."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, consumer_group: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._group = consumer_group
+        self.count = 0
+
+    async def send(self, record: Any, reason: str) -> None:
+        headers = [
+            *(record.headers or ()),
+            ("dead-letter-reason", reason.encode()),
+            ("dead-letter-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dead-letter-consumer", self._group.encode()),
+        ]
+        await self._producer.send_and_wait(
+            self._topic, record.value, key=record.key, headers=headers
+        )
+        self.count += 1
+        log.warning(
+            "dead-lettered a record",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+                "consumer": self._group,
+                "dead_letters": self.count,
+            },
+        )

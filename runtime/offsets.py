@@ -1,0 +1,58 @@
+"""Which offset each partition may commit: never past a record whose effect is not durable."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+class OffsetTracker:
+    """Tracks, per partition, the records seen and those still held (effect pending).
+
+    The committable offset is the lowest held offset, or one past the last seen record when
+    nothing is held: committing it can never skip a record whose effect is not yet durable.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+        self._held: defaultdict[int, set[int]] = defaultdict(set)
+        self._committed: dict[int, int] = {}
+
+    def seen(self, partition: int, offset: int) -> None:
+        self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    def hold(self, partition: int, offset: int) -> None:
+        self.seen(partition, offset)
+        self._held[partition].add(offset)
+
+    def release(self, partition: int, offset: int) -> None:
+        self._held[partition].discard(offset)
+
+    def next_offset(self, partition: int) -> int | None:
+        return self._next.get(partition)
+
+    def committable(self, partition: int) -> int | None:
+        held = self._held.get(partition)
+        if held:
+            return min(held)
+        return self._next.get(partition)
+
+    def to_commit(self) -> dict[int, int]:
+        """Offsets that moved since the last `committed()` call."""
+        result = {}
+        for partition in self._next:
+            offset = self.committable(partition)
+            if offset is not None and offset != self._committed.get(partition):
+                result[partition] = offset
+        return result
+
+    def committed(self, offsets: dict[int, int]) -> None:
+        self._committed.update(offsets)
+
+    def forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._next.pop(partition, None)
+            self._held.pop(partition, None)
+            self._committed.pop(partition, None)
+
+    def held_count(self) -> int:
+        return sum(len(held) for held in self._held.values())

@@ -1,0 +1,46 @@
+"""What every processor's `run(settings)` needs: topics, a producer, a consumer loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from runtime.consuming import ProcessorLoop
+from runtime.log import DeadLetters, KafkaEventPublisher, consumer, ensure_topics, start_producer
+from runtime.offsets import OffsetTracker
+from runtime.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorKit:
+    producer: AIOKafkaProducer
+    publisher: KafkaEventPublisher
+    tracker: OffsetTracker
+    loop: ProcessorLoop
+    topic: str
+
+
+@asynccontextmanager
+async def processor_kit(settings: Settings, name: str) -> AsyncIterator[ProcessorKit]:
+    """Topics ensured, a started producer and a (not yet started) consumer loop for group
+    `<prefix>.<name>`; everything is stopped on exit."""
+    await ensure_topics(settings)
+    group = f"{settings.topic_prefix}.{name}"
+    topics = settings.topics
+    producer = await start_producer(settings, group)
+    try:
+        tracker = OffsetTracker()
+        loop = ProcessorLoop(
+            consumer(settings, group),
+            topics.jobs,
+            tracker,
+            DeadLetters(producer, topics.dead_letters, group),
+        )
+        yield ProcessorKit(
+            producer, KafkaEventPublisher(producer, topics.jobs), tracker, loop, topics.jobs
+        )
+    finally:
+        await producer.stop()

@@ -1,0 +1,74 @@
+"""The one Settings object: read once from JOBLINE_* variables (and .env), then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schema import Topics
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", frozen=True)
+
+    # Log (Kafka protocol). Unset: `jobline run` starts an embedded broker.
+    kafka_bootstrap_servers: str | None = None
+    # Redpanda supports the idempotent producer; the embedded broker does not (DESIGN.md §4).
+    kafka_idempotence: bool = True
+    topic_prefix: str = "jobline"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_rebalance_timeout_ms: int = 10_000
+
+    # Store (Mongo wire protocol). Unset: `jobline run` starts an embedded store.
+    mongodb_uri: str | None = None
+    mongodb_database: str = "jobline"
+
+    # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
+    delay_min_s: float = Field(default=5, ge=0)
+    delay_max_s: float = Field(default=300, ge=0)
+    delay_step_s: float = Field(default=5, gt=0)
+
+    # Unsplash. No key: `jobline run` starts the local stand-in and points the fetcher at it.
+    unsplash_access_key: SecretStr | None = None
+    unsplash_base_url: str = "https://api.unsplash.com"
+    unsplash_query: str = "food"
+    unsplash_timeout_s: float = Field(default=10, gt=0)
+    # Keep this many requests of the hourly allowance in reserve; below it, wait.
+    unsplash_ratelimit_reserve: int = Field(default=1, ge=0)
+    unsplash_ratelimit_pause_s: float = Field(default=60, gt=0)
+    fetch_max_attempts: int = Field(default=4, ge=1)
+    fetch_backoff_s: float = Field(default=0.5, ge=0)
+    fetch_concurrency: int = Field(default=8, ge=1)
+    #: Name sent to Unsplash in referral links (utm_source), per its guidelines.
+    app_name: str = "jobline"
+
+    # Where `jobline run` keeps the embedded store's data.
+    data_dir: Path = Path(".jobline")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _delay_range(self) -> Settings:
+        if self.delay_max_s < self.delay_min_s:
+            raise ValueError("JOBLINE_DELAY_MAX_S must not be below JOBLINE_DELAY_MIN_S")
+        return self
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("JOBLINE_KAFKA_BOOTSTRAP_SERVERS is not set")
+        return self.kafka_bootstrap_servers
+
+    @property
+    def store_uri(self) -> str:
+        if not self.mongodb_uri:
+            raise RuntimeError("JOBLINE_MONGODB_URI is not set")
+        return self.mongodb_uri

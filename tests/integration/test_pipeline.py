@@ -1,0 +1,156 @@
+"""The whole pipeline on the real broker and store: REST, GraphQL, subscriptions, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import websockets
+
+from schema import JobDue, JobRequested, JobResolved
+from tests.conftest import StandInServer, System
+from tests.logread import read_events
+
+PHOTO_KEYS = {"id", "urls", "alt_description", "width", "height", "color", "blur_hash", "links",
+              "user"}
+
+
+async def test_rest_job_resolves_with_a_photo_from_the_stand_in(system: System) -> None:
+    response = await system.http.post("/jobs")
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["status"] == "pending"
+    assert set(job) == {"id", "status", "created_at", "due_at", "updated_at"}
+
+    # Read-your-writes: the creator can read the job at once, not after projection lag.
+    read = await system.http.get(f"/jobs/{job['id']}")
+    assert read.status_code == 200
+    assert read.json() == job
+
+    resolved = await system.wait_for(job["id"])
+    assert resolved["status"] == "resolved"
+    assert "error" not in resolved
+    photo = resolved["result"]
+    assert set(photo) == PHOTO_KEYS
+    assert set(photo["urls"]) == {"raw", "full", "regular", "small", "thumb"}
+    assert set(photo["user"]) == {"name", "username", "links"}
+    image = await system.http.get(photo["urls"]["small"])
+    assert image.status_code == 200
+    assert image.headers["content-type"].startswith("image/svg+xml")
+
+    listed = (await system.http.get("/jobs")).json()
+    assert listed["items"] == [resolved]
+    assert listed["next_cursor"] is None
+
+
+async def test_due_is_never_early_and_each_job_resolves_once(system: System) -> None:
+    jobs = [await system.create() for _ in range(6)]
+    for job in jobs:
+        await system.wait_for(job["id"])
+    events = await read_events(system.settings)
+    requested = {e.job_id: e for e in events if isinstance(e, JobRequested)}
+    for due in (e for e in events if isinstance(e, JobDue)):
+        assert due.occurred_at >= requested[due.job_id].due_at
+    resolutions = Counter(e.job_id for e in events if isinstance(e, JobResolved))
+    assert resolutions == dict.fromkeys((j["id"] for j in jobs), 1)
+
+
+async def test_pagination_filters_and_errors(system: System) -> None:
+    created = [await system.create() for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await system.http.get("/jobs", params=params)).json()
+        seen += [job["id"] for job in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [job["id"] for job in reversed(created)]
+
+    for job in created:
+        await system.wait_for(job["id"])
+    resolved = (await system.http.get("/jobs", params={"status": "resolved"})).json()
+    assert len(resolved["items"]) == 5
+    assert (await system.http.get("/jobs", params={"status": "pending"})).json()["items"] == []
+
+    unknown = await system.http.get("/jobs/no-such-job")
+    assert unknown.status_code == 404
+    assert "no-such-job" in unknown.json()["detail"]
+    bad_cursor = await system.http.get("/jobs", params={"cursor": "garbage!"})
+    assert bad_cursor.status_code == 400
+    assert "cursor" in bad_cursor.json()["detail"]
+    for params in ({"limit": 0}, {"limit": 1000}, {"status": "nope"}, {"limit": "x"}):
+        assert (await system.http.get("/jobs", params=params)).status_code == 422
+
+
+async def test_stand_in_failure_becomes_a_failed_job_with_a_reason(
+    system: System, stand_in: StandInServer
+) -> None:
+    stand_in.state.fault_status = 503
+    job = await system.create()
+    failed = await system.wait_for(job["id"])
+    assert failed["status"] == "failed"
+    assert "503" in failed["error"]
+    assert "result" not in failed
+    assert stand_in.state.requests == system.settings.fetch_max_attempts
+
+
+async def test_graphql_create_query_and_subscription(system: System) -> None:
+    url = f"ws://127.0.0.1:{system.api.port}/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { jobUpdates { id status result { id urls { small } } } }"}}))
+        await asyncio.sleep(0.2)
+
+        created = await _graphql(system, "mutation { createJob { job { id status dueAt } } }")
+        job = created["createJob"]["job"]
+        assert job["status"] == "PENDING"
+
+        statuses = []
+        while not statuses or statuses[-1] not in ("RESOLVED", "FAILED"):
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert message["type"] == "next", message
+            update = message["payload"]["data"]["jobUpdates"]
+            if update["id"] == job["id"]:
+                statuses.append(update["status"])
+        assert statuses[-1] == "RESOLVED"
+        assert statuses == sorted(statuses, key=["PENDING", "PROCESSING", "RESOLVED"].index)
+
+    one = await _graphql(system, 'query($id: ID!) { job(id: $id) { id status result { id '
+                         'altDescription user { name links { html } } } } }', {"id": job["id"]})
+    assert one["job"]["status"] == "RESOLVED"
+    assert one["job"]["result"]["user"]["name"]
+    page = await _graphql(system, "{ jobs(first: 1) { edges { cursor node { id } } "
+                          "pageInfo { hasNextPage endCursor } } }")
+    assert page["jobs"]["edges"][0]["node"]["id"] == job["id"]
+    assert page["jobs"]["pageInfo"] == {"hasNextPage": False, "endCursor": None}
+    missing = await _graphql(system, '{ job(id: "nope") { id } }')
+    assert missing == {"job": None}
+
+
+async def test_subscription_to_one_job_starts_with_its_state(system: System) -> None:
+    job = await system.create()
+    await system.wait_for(job["id"])
+    url = f"ws://127.0.0.1:{system.api.port}/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": "subscription($id: ID) { jobUpdates(id: $id) { id status } }",
+            "variables": {"id": job["id"]}}}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert first["payload"]["data"]["jobUpdates"] == {"id": job["id"], "status": "RESOLVED"}
+
+
+async def _graphql(system: System, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = await system.http.post("/graphql", json={"query": query, "variables": variables})
+    body = response.json()
+    assert response.status_code == 200, body
+    assert "errors" not in body, body
+    return body["data"]
