@@ -24,6 +24,7 @@ from api.limits import BodySizeLimit
 from api.rest import router as rest_router
 from api.service import InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
+from runtime.aio import shielded
 from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
@@ -83,7 +84,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             feed_task.cancel()
             with suppress(asyncio.CancelledError):
                 await feed_task
-            await producer.stop()
+            await shielded(producer.stop())
             await client.close()
 
     return lifespan

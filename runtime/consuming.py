@@ -13,7 +13,8 @@ from typing import Any, NamedTuple, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from runtime.log import DeadLetters
+from runtime.aio import shielded
+from runtime.log import DeadLetters, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
@@ -73,15 +74,17 @@ class ProcessorLoop:
     async def run(self, handler: BatchHandler) -> None:
         self.handler = handler
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await self.consumer.start()
         try:
+            # Inside the try: a consumer cancelled while still joining must be stopped too,
+            # or it lingers as a group member that holds partitions and processes nothing.
+            await start_client(self.consumer, self.consumer.stop)
             while True:
                 fetched = await self.consumer.getmany(timeout_ms=200)
                 for tp, records in fetched.items():
                     await handler.handle(await self._decode(tp.partition, records))
                 await self.commit()
         finally:
-            await _shielded(self._stop())
+            await shielded(self._stop())
 
     async def _stop(self) -> None:
         try:
@@ -133,16 +136,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             "partitions assigned",
             extra={"topic": self._loop.topic, "partitions": sorted(tp.partition for tp in assigned)},
         )
-
-
-async def _shielded(coro: Any) -> None:
-    """Finish clean-up even when the task running it is being cancelled."""
-    task = asyncio.ensure_future(coro)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
 
 
 async def run_together(*coros: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import suppress
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -12,12 +13,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from runtime.aio import shielded
 from runtime.settings import Settings
 from schema import Event, encode, headers_for
 from schema.topics import FOREVER
 
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
+CANCELLED_START_WAIT_S = 10
 
 
 async def ensure_topics(settings: Settings, wait_s: float = 30) -> None:
@@ -25,7 +28,7 @@ async def ensure_topics(settings: Settings, wait_s: float = 30) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id="jobline-admin"
     )
-    await _retry_connect(admin.start, wait_s, "broker")
+    await start_client(admin, admin.close, wait_s)
     try:
         topics = settings.topics
         new = [
@@ -45,14 +48,30 @@ async def ensure_topics(settings: Settings, wait_s: float = 30) -> None:
             if code not in (0, TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"cannot create topic {name}: {message} (error {code})")
     finally:
-        await admin.close()
+        await shielded(admin.close())
 
 
-async def _retry_connect(start: Any, wait_s: float, what: str) -> None:
+async def start_client(client: Any, stop: Any, wait_s: float = 30, what: str = "broker") -> None:
+    """Start an aiokafka client, retrying while the broker is not up yet.
+
+    Start-up is shielded from cancellation: aiokafka loses track of its bootstrap connection
+    when `start()` is cancelled half-way, and that connection then leaks. A cancelled start
+    is let finish (bounded), then the client is stopped, then the cancellation goes on."""
+    task = asyncio.ensure_future(_start_retrying(client, wait_s, what))
+    try:
+        await asyncio.shield(task)
+    except BaseException:
+        with suppress(BaseException):
+            await asyncio.wait_for(task, CANCELLED_START_WAIT_S)
+        await shielded(stop())
+        raise
+
+
+async def _start_retrying(client: Any, wait_s: float, what: str) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            await start()
+            await client.start()
         except KafkaConnectionError:
             if time.monotonic() > deadline:
                 raise
@@ -70,7 +89,7 @@ async def start_producer(settings: Settings, client_id: str) -> AIOKafkaProducer
         enable_idempotence=settings.kafka_idempotence,
         linger_ms=2,
     )
-    await _retry_connect(producer.start, 30, "broker")
+    await start_client(producer, producer.stop)
     return producer
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from runtime.aio import shielded
 from runtime.consuming import ProcessorLoop
 from runtime.log import DeadLetters, KafkaEventPublisher, consumer, ensure_topics, start_producer
 from runtime.offsets import OffsetTracker
@@ -43,4 +44,4 @@ async def processor_kit(settings: Settings, name: str) -> AsyncIterator[Processo
             producer, KafkaEventPublisher(producer, topics.jobs), tracker, loop, topics.jobs
         )
     finally:
-        await producer.stop()
+        await shielded(producer.stop())

@@ -8,8 +8,9 @@ and its own API and processors.
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ class System:
     async def stop(self, name: str) -> None:
         task = self.tasks.pop(name)
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await _within(asyncio.gather(task, return_exceptions=True), f"stopping {name}")
 
     async def create(self, **headers: str) -> dict[str, Any]:
         response = await self.http.post("/jobs", headers=headers)
@@ -137,18 +138,58 @@ class System:
             await asyncio.sleep(0.1)
 
 
+async def _within(awaitable: Awaitable[Any], what: str, timeout_s: float = 15) -> None:
+    """Await a shutdown step; if it hangs, show where every task is stuck and fail."""
+    step = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait([step], timeout=timeout_s)
+    if not done:
+        for task in asyncio.all_tasks():
+            print(f"{task!r}\n  " + "\n  ".join(_await_chain(task.get_coro())), file=sys.stderr)
+        step.cancel()
+        pytest.fail(f"{what} took over {timeout_s} s")
+    step.result()
+
+
+def _await_chain(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits: every frame down its chain of awaits."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+SystemFactory = Callable[..., Awaitable[System]]
+
+
 @pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[System]:
-    api = AppServer(create_app(settings), "127.0.0.1", 0)
-    await api.start()
-    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=10)
-    running = System(settings, api, http)
-    for name in COMPONENTS:
-        running.start(name)
+async def make_system(settings: Settings) -> AsyncIterator[SystemFactory]:
+    """Start a system; keyword arguments override the test's settings."""
+    started: list[System] = []
+
+    async def start(**overrides: Any) -> System:
+        configured = settings.model_copy(update=overrides)
+        api = AppServer(create_app(configured), "127.0.0.1", 0)
+        await api.start()
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=10)
+        running = System(configured, api, http)
+        started.append(running)
+        for name in COMPONENTS:
+            running.start(name)
+        return running
+
     try:
-        yield running
+        yield start
     finally:
-        for name in list(running.tasks):
-            await running.stop(name)
-        await http.aclose()
-        await api.stop()
+        for running in started:
+            for name in list(running.tasks):
+                await running.stop(name)
+            await running.http.aclose()
+            await _within(running.api.stop(), "stopping the API")
+
+
+@pytest.fixture
+async def system(make_system: SystemFactory) -> System:
+    return await make_system()

@@ -1,0 +1,83 @@
+"""Bad input of every kind gets a clear 4xx; GraphiQL and the docs work with no internet."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import System
+
+
+async def test_graphiql_is_served_with_local_assets_only(system: System) -> None:
+    page = await system.http.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    external = [a for a in assets if a.startswith(("http:", "https:", "//"))]
+    assert external == []
+    local = [a for a in assets if a.startswith("/graphiql-assets/")]
+    assert len(local) == 7
+    for asset in local:
+        response = await system.http.get(asset)
+        assert response.status_code == 200, asset
+        assert len(response.content) > 500
+
+
+async def test_openapi_docs_describe_the_rest_routes(system: System) -> None:
+    assert (await system.http.get("/docs")).status_code == 200
+    spec = (await system.http.get("/openapi.json")).json()
+    assert {"/jobs", "/jobs/{job_id}"} <= set(spec["paths"])
+
+
+async def test_page_is_served_with_a_strict_content_security_policy(system: System) -> None:
+    page = await system.http.get("/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert system.settings.unsplash_base_url in csp  # stand-in images allowed, nothing else
+
+
+async def test_bad_requests_get_clear_client_errors(system: System) -> None:
+    http = system.http
+    huge = await http.post("/graphql", content=b"x" * 200_000,
+                           headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413
+    assert "bytes" in huge.json()["detail"]
+
+    malformed = await http.post("/graphql", content=b"{not json",
+                                headers={"Content-Type": "application/json"})
+    assert 400 <= malformed.status_code < 500
+
+    long_key = await http.post("/jobs", headers={"Idempotency-Key": "k" * 500})
+    assert long_key.status_code == 422
+
+    wrong_type = await http.post("/graphql", json={
+        "query": "query($n: Int) { jobs(first: $n) { edges { cursor } } }",
+        "variables": {"n": "many"}})
+    assert "errors" in wrong_type.json()
+
+    too_many = await http.post("/graphql", json={"query": "{ jobs(first: 1000) { edges { cursor } } }"})
+    assert "between 1 and 100" in too_many.json()["errors"][0]["message"]
+
+    bad_cursor = await http.post("/graphql", json={"query": '{ jobs(after: "zz") { edges { cursor } } }'})
+    assert "cursor" in bad_cursor.json()["errors"][0]["message"]
+
+
+async def test_abusive_graphql_queries_are_refused(system: System) -> None:
+    deep = "{ jobs { edges { node { result { user { links { html } } } } } } }"
+    nested = deep.replace("html", "html } } } }").replace("{ user", "{ user { links { html")
+    aliases = "{ " + " ".join(f"a{i}: job(id: \"x\") {{ id }}" for i in range(50)) + " }"
+    tokens = "{ " + " ".join("__typename" for _ in range(3000)) + " }"
+    for query in (nested, aliases, tokens):
+        response = await system.http.post("/graphql", json={"query": query})
+        assert response.status_code in (200, 400)
+        assert response.json()["errors"], query[:60]
+
+
+async def test_idempotency_key_returns_the_same_job(system: System) -> None:
+    first = await system.create(**{"Idempotency-Key": "order-42"})
+    again = await system.create(**{"Idempotency-Key": "order-42"})
+    other = await system.create(**{"Idempotency-Key": "order-43"})
+    assert again["id"] == first["id"]
+    assert other["id"] != first["id"]
+    listed = (await system.http.get("/jobs")).json()["items"]
+    assert sorted(j["id"] for j in listed) == sorted({first["id"], other["id"]})

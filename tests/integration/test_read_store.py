@@ -1,0 +1,72 @@
+"""Contract of the jobs read model, against the real store (Mongo wire protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from projections.jobs.store import MongoJobViews
+from runtime.clock import utc_now
+from runtime.settings import Settings
+from runtime.store import Document, database, open_store
+from tests.unit.events import job_life
+
+
+@pytest.fixture
+async def views(settings: Settings) -> AsyncIterator[MongoJobViews]:
+    client: AsyncMongoClient[Document] = open_store(settings)
+    store = MongoJobViews(database(client, settings)["jobs"])
+    await store.ensure_indexes()
+    yield store
+    await client.close()
+
+
+async def _docs(views: MongoJobViews) -> list[Document]:
+    return await views.collection.find().sort("_id").to_list()
+
+
+async def test_applying_events_twice_or_out_of_order_changes_nothing(
+    views: MongoJobViews,
+) -> None:
+    lives = [job_life(f"job-{i}", utc_now(), resolved=i % 2 == 0) for i in range(4)]
+    events = [e for life in lives for e in life]
+    await views.apply(events)
+    once = await _docs(views)
+    assert [d["status"] for d in once] == ["resolved", "failed", "resolved", "failed"]
+
+    await views.apply(events)  # redelivery of the whole batch
+    await views.apply(list(reversed(events)))  # stale versions after newer ones
+    for life in lives:
+        await views.apply(life[:2])  # an old prefix again
+    assert await _docs(views) == once
+
+
+async def test_one_batch_equals_one_event_at_a_time(
+    views: MongoJobViews,
+) -> None:
+    at = utc_now()
+    await views.apply(job_life("together", at, photo_id="same"))
+    for event in job_life("apart", at, photo_id="same"):
+        await views.apply([event])
+    apart, together = await _docs(views)
+    assert apart.pop("_id") == "apart"
+    assert together.pop("_id") == "together"
+    assert together == apart
+
+
+async def test_pages_are_newest_first_with_stable_cursors(views: MongoJobViews) -> None:
+    start = utc_now()
+    for i in range(7):
+        await views.apply(job_life(f"j{i}", start + timedelta(seconds=i // 2))[:1])
+    ids, cursor = [], None
+    while True:
+        page, cursor = await views.page(3, cursor, None)
+        ids += [v.id for v in page]
+        if cursor is None:
+            break
+    assert ids == ["j6", "j5", "j4", "j3", "j2", "j1", "j0"]
+    assert (await views.page(10, None, "resolved"))[0] == []
+    assert await views.get("nope") is None
