@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -47,8 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
         OfflineGraphQLRouter(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]),
         prefix="/graphql",
     )
-    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
-    app.mount(ASSETS_PATH, StaticFiles(directory=VENDOR_DIR), name="graphiql-assets")
+    app.mount(
+        ASSETS_PATH, StaticFiles(directory=VENDOR_DIR, check_dir=False), name="graphiql-assets"
+    )
     app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
     _page_routes(app, settings)
     _error_handlers(app)
@@ -69,16 +70,19 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         feed_task = asyncio.create_task(feed.run())
         app.state.feed = feed
         app.state.jobs = JobService(
-            settings,
-            KafkaEventPublisher(producer, settings.topics.jobs),
-            views,
-            IdempotencyKeys(db["idempotency_keys"]),
+            settings=settings,
+            publisher=KafkaEventPublisher(producer, settings.topics.jobs),
+            views=views,
+            keys=IdempotencyKeys(db["idempotency_keys"]),
         )
         try:
-            await asyncio.wait_for(feed.ready.wait(), 15)
+            async with asyncio.timeout(15):
+                await feed.ready.wait()
             if missing := missing_assets():
-                log.warning("GraphiQL assets missing; run scripts/fetch_graphiql_assets.py",
-                            extra={"missing": missing})
+                log.warning(
+                    "GraphiQL assets missing; run scripts/fetch_graphiql_assets.py",
+                    extra={"missing": missing},
+                )
             yield
         finally:
             feed_task.cancel()
@@ -93,16 +97,18 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 def _page_routes(app: FastAPI, settings: Settings) -> None:
     photo_origin = _origin(settings.unsplash_base_url)
     stand_in = photo_origin != "https://api.unsplash.com"
-    csp = "; ".join([
-        "default-src 'self'",
-        f"img-src 'self' data: {UNSPLASH_IMAGES}{' ' + photo_origin if stand_in else ''}",
-        "connect-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-    ])
+    csp = "; ".join(
+        [
+            "default-src 'self'",
+            f"img-src 'self' data: {UNSPLASH_IMAGES}{' ' + photo_origin if stand_in else ''}",
+            "connect-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
     @app.get("/", include_in_schema=False)
     async def page() -> Response:
@@ -110,7 +116,10 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/config.json", include_in_schema=False)
     async def config() -> dict[str, object]:
-        return {"photo_source": "stand-in" if stand_in else "unsplash", "app_name": settings.app_name}
+        return {
+            "photo_source": "stand-in" if stand_in else "unsplash",
+            "app_name": settings.app_name,
+        }
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -122,7 +131,8 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
         if wants_ide and "text/html" in request.headers.get("accept", "") and missing_assets():
             return HTMLResponse(
                 "<h1>GraphiQL is not installed</h1><p>Run <code>python "
-                "scripts/fetch_graphiql_assets.py</code> (needs npm) and reload.</p>", 503
+                "scripts/fetch_graphiql_assets.py</code> (needs npm) and reload.</p>",
+                503,
             )
         return await call_next(request)
 
@@ -138,14 +148,19 @@ def _error_handlers(app: FastAPI) -> None:
     async def bad_request(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, 400)
 
-    @app.exception_handler(PyMongoError)
-    async def store_down(request: Request, error: Exception) -> JSONResponse:
-        log.warning("store unavailable", extra={"error": repr(error)})
-        return JSONResponse({"detail": "the job store is unavailable; retry shortly"}, 503,
-                            headers={"Retry-After": "2"})
+    for error_type, what in ((PyMongoError, "store"), (KafkaError, "log")):
+        app.add_exception_handler(error_type, _unavailable(what))
 
-    @app.exception_handler(KafkaError)
-    async def log_down(request: Request, error: Exception) -> JSONResponse:
-        log.warning("log unavailable", extra={"error": repr(error)})
-        return JSONResponse({"detail": "the job log is unavailable; retry shortly"}, 503,
-                            headers={"Retry-After": "2"})
+
+def _unavailable(what: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A dependency is down: 503 with a message and Retry-After, never a 500."""
+
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        log.warning("%s unavailable", what, extra={"error": repr(error)})
+        return JSONResponse(
+            {"detail": f"the job {what} is unavailable; retry shortly"},
+            503,
+            headers={"Retry-After": "2"},
+        )
+
+    return handler

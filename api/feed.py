@@ -20,6 +20,8 @@ from runtime.store import Document
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 1.0
+# ChangeStreamFatalError, ChangeStreamHistoryLost: resuming from our token is impossible.
+RESUME_POINT_LOST = {280, 286}
 
 
 class SubscriberTooSlow(Exception):
@@ -74,6 +76,8 @@ class JobFeed:
                         if doc is not None:
                             self._fan_out(JobView.from_doc(doc))
             except PyMongoError as error:
+                if getattr(error, "code", None) in RESUME_POINT_LOST:
+                    token = None  # the server no longer has our place; start from now
                 log.warning("change stream lost; reconnecting", extra={"error": repr(error)})
                 await asyncio.sleep(RECONNECT_S)
 

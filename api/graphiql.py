@@ -9,6 +9,7 @@ keeps the hashes, so the browser verifies them too.
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 from strawberry.fastapi import GraphQLRouter
@@ -20,20 +21,22 @@ ASSETS_PATH = "/graphiql-assets"
 CDN_ASSET = re.compile(r'https://[^/"]+/((?:@[\w.-]+/)?[\w.-]+@[\w.-]+/[^"]+)')
 
 
-def cdn_assets(html: str) -> list[str]:
-    """The `package@version/path` of every asset the IDE page loads."""
-    return CDN_ASSET.findall(html)
+@cache
+def _cdn_html() -> str:
+    return get_graphql_ide_html("graphiql")
 
 
+@cache
 def offline_ide_html() -> str:
-    return CDN_ASSET.sub(lambda m: f"{ASSETS_PATH}/{m.group(1)}", get_graphql_ide_html("graphiql"))
+    return CDN_ASSET.sub(lambda m: f"{ASSETS_PATH}/{m.group(1)}", _cdn_html())
 
 
 def missing_assets() -> list[str]:
-    return [a for a in cdn_assets(get_graphql_ide_html("graphiql")) if not (VENDOR_DIR / a).is_file()]
+    """The `package@version/path` of each asset the IDE page loads that is not installed."""
+    return [a for a in CDN_ASSET.findall(_cdn_html()) if not (VENDOR_DIR / a).is_file()]
 
 
-class OfflineGraphQLRouter(GraphQLRouter):  # type: ignore[type-arg]
+class OfflineGraphQLRouter(GraphQLRouter):
     @property
     def graphql_ide_html(self) -> str:
         return offline_ide_html()

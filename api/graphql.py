@@ -70,8 +70,11 @@ class Photo:
         return cls(
             id=strawberry.ID(p.id),
             urls=PhotoUrls(
-                raw=p.urls.raw, full=p.urls.full, regular=p.urls.regular,
-                small=p.urls.small, thumb=p.urls.thumb,
+                raw=p.urls.raw,
+                full=p.urls.full,
+                regular=p.urls.regular,
+                small=p.urls.small,
+                thumb=p.urls.thumb,
             ),
             alt_description=p.alt_description,
             width=p.width,
@@ -210,6 +213,8 @@ schema = strawberry.Schema(
         lambda: QueryDepthLimiter(max_depth=8),
         lambda: MaxTokensLimiter(max_token_count=1000),
         lambda: MaxAliasesLimiter(max_alias_count=10),
-        lambda: MaskErrors(should_mask_error=_mask, error_message="internal error; try again later"),
+        lambda: MaskErrors(
+            should_mask_error=_mask, error_message="internal error; try again later"
+        ),
     ],
 )

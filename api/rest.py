@@ -136,7 +136,9 @@ async def list_jobs(
     return JobPage(items=[JobOut.of(v) for v in views], next_cursor=next_cursor)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
+@router.get(
+    "/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}}
+)
 async def get_job(request: Request, job_id: str) -> JobOut:
     view = await _service(request).get(job_id)
     if view is None:

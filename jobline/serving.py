@@ -23,8 +23,14 @@ class _Server(uvicorn.Server):
 class AppServer:
     def __init__(self, app: Any, host: str, port: int, ws_ping_s: float | None = 20) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False,
-            ws_ping_interval=ws_ping_s, lifespan="on", timeout_graceful_shutdown=5,
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            ws_ping_interval=ws_ping_s,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -80,8 +80,13 @@ class ProcessorLoop:
             await start_client(self.consumer, self.consumer.stop)
             while True:
                 fetched = await self.consumer.getmany(timeout_ms=200)
-                for tp, records in fetched.items():
-                    await handler.handle(await self._decode(tp.partition, records))
+                batch = [
+                    item
+                    for tp, records in fetched.items()
+                    for item in await self._decode(tp.partition, records)
+                ]
+                if batch:  # one hand-over per fetch, across partitions: one bulk write
+                    await handler.handle(batch)
                 await self.commit()
         finally:
             await shielded(self._stop())
@@ -111,15 +116,17 @@ class ProcessorLoop:
         self.tracker.forget(partitions)
 
     async def commit(self, only: set[int] | None = None) -> None:
-        offsets = {
-            p: o for p, o in self.tracker.to_commit().items() if only is None or p in only
-        }
+        offsets = {p: o for p, o in self.tracker.to_commit().items() if only is None or p in only}
         if not offsets:
             return
         try:
-            await self.consumer.commit({TopicPartition(self.topic, p): o for p, o in offsets.items()})
+            await self.consumer.commit(
+                {TopicPartition(self.topic, p): o for p, o in offsets.items()}
+            )
         except (CommitFailedError, KafkaError) as error:
-            log.warning("commit failed; will retry", extra={"topic": self.topic, "error": repr(error)})
+            log.warning(
+                "commit failed; will retry", extra={"topic": self.topic, "error": repr(error)}
+            )
         else:
             self.tracker.committed(offsets)
 
@@ -134,7 +141,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info(
             "partitions assigned",
-            extra={"topic": self._loop.topic, "partitions": sorted(tp.partition for tp in assigned)},
+            extra={
+                "topic": self._loop.topic,
+                "partitions": sorted(tp.partition for tp in assigned),
+            },
         )
 
 

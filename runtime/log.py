@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import suppress
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -62,7 +62,8 @@ async def start_client(client: Any, stop: Any, wait_s: float = 30, what: str = "
         await asyncio.shield(task)
     except BaseException:
         with suppress(BaseException):
-            await asyncio.wait_for(task, CANCELLED_START_WAIT_S)
+            async with asyncio.timeout(CANCELLED_START_WAIT_S):
+                await task
         await shielded(stop())
         raise
 

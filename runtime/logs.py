@@ -32,4 +32,6 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiokafka logs every lost connection at ERROR while it reconnects on its own.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level.upper() != "DEBUG" else "DEBUG")
+    logging.getLogger("aiokafka").setLevel(
+        logging.CRITICAL if level.upper() != "DEBUG" else "DEBUG"
+    )

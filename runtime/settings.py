@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Store (Mongo wire protocol). Unset: `jobline run` starts an embedded store.
     mongodb_uri: str | None = None
     mongodb_database: str = "jobline"
+    # Every store operation (server selection included) gives up after this: a request to the
+    # API gets a 503 in bounded time when the store is down, never a hang.
+    mongodb_timeout_ms: int = Field(default=3000, gt=0)
 
     # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
     delay_min_s: float = Field(default=5, ge=0)

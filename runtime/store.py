@@ -14,8 +14,13 @@ Document = dict[str, Any]
 
 def open_store(settings: Settings) -> AsyncMongoClient[Document]:
     # tz_aware: timestamps come back as aware UTC datetimes, equal to the events' own.
+    # A 1 s heartbeat (default 10 s) finds a recovered store again within a request's timeout.
     return AsyncMongoClient(
-        settings.store_uri, tz_aware=True, serverSelectionTimeoutMS=10_000, appname="jobline"
+        settings.store_uri,
+        tz_aware=True,
+        timeoutMS=settings.mongodb_timeout_ms,
+        heartbeatFrequencyMS=1000,
+        appname="jobline",
     )
 
 

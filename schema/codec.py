@@ -56,7 +56,7 @@ class NewerSchemaVersion(PoisonRecord):
 
 
 def encode(event: Event) -> bytes:
-    fields = asdict(event)  # type: ignore[call-overload]
+    fields = asdict(event)
     envelope = {
         "type": event.TYPE,
         "schema_version": CURRENT_SCHEMA_VERSIONS[event.TYPE],

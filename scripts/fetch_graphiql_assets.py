@@ -63,9 +63,12 @@ def fetch(spec: str, workdir: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         sys.exit("npm is needed to fetch GraphiQL's assets (apt-get install -y npm)")
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - npm from PATH, package specs from Strawberry's page
         [npm, "pack", spec, "--json", "--silent", "--pack-destination", str(workdir)],
-        check=True, capture_output=True, text=True, cwd=workdir,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
     )
     tarball = workdir / json.loads(out.stdout)[0]["filename"]
     target = workdir / spec.replace("/", "__")

@@ -38,14 +38,14 @@ class StandIn:
     photo_overrides: dict[str, Any] = field(default_factory=dict)
     requests: int = 0
     photos: int = 0
-    _window_start: float = field(default_factory=time.monotonic)
+    requests_in_window: int = 0
+    window_start: float = field(default_factory=time.monotonic)
 
     def remaining(self) -> int:
-        if time.monotonic() - self._window_start > self.window_s:
-            self._window_start, self.requests_in_window = time.monotonic(), 0
+        """What is left of the hourly allowance, as Unsplash's X-Ratelimit-Remaining says."""
+        if time.monotonic() - self.window_start > self.window_s:
+            self.window_start, self.requests_in_window = time.monotonic(), 0
         return max(0, self.limit - self.requests_in_window)
-
-    requests_in_window: int = 0
 
     def take_fault(self) -> int | None:
         if self.fault_status is None:

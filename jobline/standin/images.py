@@ -12,8 +12,10 @@ Dish = Callable[[random.Random], str]
 
 
 def _pizza(rng: random.Random) -> str:
-    parts = ['<circle cx="200" cy="150" r="105" fill="#e9b464"/>',
-             '<circle cx="200" cy="150" r="92" fill="#d9472b"/>']
+    parts = [
+        '<circle cx="200" cy="150" r="105" fill="#e9b464"/>',
+        '<circle cx="200" cy="150" r="92" fill="#d9472b"/>',
+    ]
     for _ in range(rng.randint(6, 9)):
         angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(15, 70)
         x, y = 200 + dist * math.cos(angle), 150 + dist * math.sin(angle)
@@ -29,14 +31,18 @@ def _salad(rng: random.Random) -> str:
     for _ in range(26):
         x, y = rng.uniform(110, 290), rng.uniform(120, 185)
         color = rng.choice(["#5a9e3a", "#7cc242", "#3f7d2a", "#d8342c", "#f2c230"])
-        parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(10, 20)}" fill="{color}"/>')
+        parts.append(
+            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(10, 20)}" fill="{color}"/>'
+        )
     return "".join(parts)
 
 
 def _donut(rng: random.Random) -> str:
     glaze = rng.choice(["#f48fb1", "#8d5524", "#fff0f5", "#ba68c8"])
-    parts = ['<circle cx="200" cy="150" r="100" fill="#d9a05b"/>',
-             f'<circle cx="200" cy="150" r="86" fill="{glaze}"/>']
+    parts = [
+        '<circle cx="200" cy="150" r="100" fill="#d9a05b"/>',
+        f'<circle cx="200" cy="150" r="86" fill="{glaze}"/>',
+    ]
     for _ in range(30):
         angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(45, 80)
         x, y = 200 + dist * math.cos(angle), 150 + dist * math.sin(angle)
@@ -64,7 +70,9 @@ def _fruit(rng: random.Random) -> str:
     for _ in range(7):
         x, y = rng.uniform(120, 280), rng.uniform(95, 145)
         color = rng.choice(["#e53935", "#fb8c00", "#fdd835", "#8e24aa", "#43a047"])
-        parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(20, 30)}" fill="{color}"/>')
+        parts.append(
+            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(20, 30)}" fill="{color}"/>'
+        )
     return "".join(parts)
 
 

@@ -12,6 +12,7 @@ and every consumer treats it as the redelivery it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections.abc import Callable
@@ -84,10 +85,11 @@ class DelayHandler:
                 await self._fire(due)
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._sleep_s())
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancellation
+            # that coincides with its timeout, and this loop would then never end.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._sleep_s()):
+                    await self._wake.wait()
 
     def _sleep_s(self) -> float:
         while self._heap and self._heap[0][1] not in self._pending:
@@ -98,7 +100,9 @@ class DelayHandler:
         return min(IDLE_WAIT_S, max(0.02, seconds_until_due(_requested(item), self._now())))
 
     def _due_now(self) -> list[Consumed]:
-        now, due, deferred = self._now(), [], []
+        now = self._now()
+        due: list[tuple[tuple[datetime, str], Consumed]] = []
+        deferred: list[tuple[tuple[datetime, str], Consumed]] = []
         while self._heap and self._heap[0][0] <= now:
             entry = heapq.heappop(self._heap)
             item = self._pending.get(entry[1])
@@ -135,7 +139,5 @@ def _requested(item: Consumed) -> JobRequested:
 async def run(settings: Settings) -> None:
     """The delay processor, until cancelled."""
     async with processor_kit(settings, "delay") as kit:
-        handler = DelayHandler(
-            kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up
-        )
+        handler = DelayHandler(kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up)
         await run_together(kit.loop.run(handler), handler.run_timers())

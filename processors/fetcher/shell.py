@@ -29,6 +29,7 @@ RETRY_S = 1.0
 class FetchHandler:
     def __init__(
         self,
+        *,
         publisher: EventPublisher,
         tracker: OffsetTracker,
         topic: str,
@@ -72,7 +73,9 @@ class FetchHandler:
                     await self._resolve(item.event.job_id, fields)
                     break
                 except (PyMongoError, KafkaError) as error:
-                    log.warning("fetch step failed; retrying", extra={**fields, "error": repr(error)})
+                    log.warning(
+                        "fetch step failed; retrying", extra={**fields, "error": repr(error)}
+                    )
                     await asyncio.sleep(RETRY_S)
             self._tracker.release(item.partition, item.offset)
         finally:
@@ -101,8 +104,13 @@ async def run(settings: Settings) -> None:
         async with processor_kit(settings, "fetcher") as kit:
             outcomes = OutcomeStore(database(client, settings)["fetch_outcomes"])
             handler = FetchHandler(
-                kit.publisher, kit.tracker, kit.topic, unsplash, outcomes,
-                settings.fetch_concurrency, utc_now,
+                publisher=kit.publisher,
+                tracker=kit.tracker,
+                topic=kit.topic,
+                unsplash=unsplash,
+                outcomes=outcomes,
+                concurrency=settings.fetch_concurrency,
+                now=utc_now,
             )
             try:
                 await kit.loop.run(handler)

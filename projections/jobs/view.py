@@ -52,8 +52,9 @@ def plan(events: Iterable[Event]) -> dict[str, tuple[int, Doc]]:
     """One write per job for a batch: the highest version and the merged fields to set.
 
     Setting the merged fields under the guard `version < highest` gives the same document as
-    folding `evolve` over the events onto whatever the store holds: every field value comes
-    from an event, so fields of events the store already has are set to what they already are.
+    folding `evolve` over the events onto whatever the store holds, because a job has one
+    event per version (ids are unique, derived events have fixed ids; a second copy is a
+    redelivery of the same event): fields the store already has are set to what they are.
     """
     merged: dict[str, tuple[int, Doc]] = {}
     for event in events:

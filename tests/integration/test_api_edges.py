@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
+
+from pymongo import AsyncMongoClient
 
 from tests.conftest import System
 
@@ -38,34 +42,44 @@ async def test_page_is_served_with_a_strict_content_security_policy(system: Syst
 
 async def test_bad_requests_get_clear_client_errors(system: System) -> None:
     http = system.http
-    huge = await http.post("/graphql", content=b"x" * 200_000,
-                           headers={"Content-Type": "application/json"})
+    huge = await http.post(
+        "/graphql", content=b"x" * 200_000, headers={"Content-Type": "application/json"}
+    )
     assert huge.status_code == 413
     assert "bytes" in huge.json()["detail"]
 
-    malformed = await http.post("/graphql", content=b"{not json",
-                                headers={"Content-Type": "application/json"})
+    malformed = await http.post(
+        "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert 400 <= malformed.status_code < 500
 
     long_key = await http.post("/jobs", headers={"Idempotency-Key": "k" * 500})
     assert long_key.status_code == 422
 
-    wrong_type = await http.post("/graphql", json={
-        "query": "query($n: Int) { jobs(first: $n) { edges { cursor } } }",
-        "variables": {"n": "many"}})
+    wrong_type = await http.post(
+        "/graphql",
+        json={
+            "query": "query($n: Int) { jobs(first: $n) { edges { cursor } } }",
+            "variables": {"n": "many"},
+        },
+    )
     assert "errors" in wrong_type.json()
 
-    too_many = await http.post("/graphql", json={"query": "{ jobs(first: 1000) { edges { cursor } } }"})
+    too_many = await http.post(
+        "/graphql", json={"query": "{ jobs(first: 1000) { edges { cursor } } }"}
+    )
     assert "between 1 and 100" in too_many.json()["errors"][0]["message"]
 
-    bad_cursor = await http.post("/graphql", json={"query": '{ jobs(after: "zz") { edges { cursor } } }'})
+    bad_cursor = await http.post(
+        "/graphql", json={"query": '{ jobs(after: "zz") { edges { cursor } } }'}
+    )
     assert "cursor" in bad_cursor.json()["errors"][0]["message"]
 
 
 async def test_abusive_graphql_queries_are_refused(system: System) -> None:
     deep = "{ jobs { edges { node { result { user { links { html } } } } } } }"
     nested = deep.replace("html", "html } } } }").replace("{ user", "{ user { links { html")
-    aliases = "{ " + " ".join(f"a{i}: job(id: \"x\") {{ id }}" for i in range(50)) + " }"
+    aliases = "{ " + " ".join(f'a{i}: job(id: "x") {{ id }}' for i in range(50)) + " }"
     tokens = "{ " + " ".join("__typename" for _ in range(3000)) + " }"
     for query in (nested, aliases, tokens):
         response = await system.http.post("/graphql", json={"query": query})
@@ -81,3 +95,26 @@ async def test_idempotency_key_returns_the_same_job(system: System) -> None:
     assert other["id"] != first["id"]
     listed = (await system.http.get("/jobs")).json()["items"]
     assert sorted(j["id"] for j in listed) == sorted({first["id"], other["id"]})
+
+
+async def test_a_failing_store_answers_503_with_a_message(system: System) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        await client.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": "alwaysOn",  # an outage, not a blip the driver's retry rides out
+                "data": {"failCommands": ["find"], "errorCode": 91},
+            }
+        )
+        response = await system.http.get("/jobs/some-id")
+    finally:
+        await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+        await client.close()
+    assert response.status_code == 503
+    assert response.json() == {"detail": "the job store is unavailable; retry shortly"}
+    assert response.headers["retry-after"] == "2"
+    started = asyncio.get_running_loop().time()
+    while (await system.http.get("/jobs/some-id")).status_code != 404:  # and it recovers
+        assert asyncio.get_running_loop().time() - started < 15, "the API did not recover"
+        await asyncio.sleep(0.2)

@@ -40,16 +40,29 @@ def job_life(
     """A whole job: requested, due 5 s later, then resolved or failed."""
     due_at = at + timedelta(seconds=5)
     outcome: Event = (
-        JobResolved(event_id=derived_event_id(job_id, "outcome"), job_id=job_id,
-                    occurred_at=due_at + timedelta(seconds=1), photo=photo(photo_id or f"photo-{job_id}"))
+        JobResolved(
+            event_id=derived_event_id(job_id, "outcome"),
+            job_id=job_id,
+            occurred_at=due_at + timedelta(seconds=1),
+            photo=photo(photo_id or f"photo-{job_id}"),
+        )
         if resolved
-        else JobFailed(event_id=derived_event_id(job_id, "outcome"), job_id=job_id,
-                       occurred_at=due_at + timedelta(seconds=1), reason="Unsplash answered 503")
+        else JobFailed(
+            event_id=derived_event_id(job_id, "outcome"),
+            job_id=job_id,
+            occurred_at=due_at + timedelta(seconds=1),
+            reason="Unsplash answered 503",
+        )
     )
     return [
-        JobRequested(event_id=f"req-{job_id}", job_id=job_id, occurred_at=at, due_at=due_at,
-                     delay_s=5.0),
-        JobDue(event_id=derived_event_id(job_id, "due"), job_id=job_id, occurred_at=due_at,
-               due_at=due_at),
+        JobRequested(
+            event_id=f"req-{job_id}", job_id=job_id, occurred_at=at, due_at=due_at, delay_s=5.0
+        ),
+        JobDue(
+            event_id=derived_event_id(job_id, "due"),
+            job_id=job_id,
+            occurred_at=due_at,
+            due_at=due_at,
+        ),
         outcome,
     ]

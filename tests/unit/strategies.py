@@ -1,0 +1,89 @@
+"""Hypothesis strategies for events."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import strategies as st
+
+from schema import (
+    Event,
+    JobDue,
+    JobFailed,
+    JobRequested,
+    JobResolved,
+    Photo,
+    PhotoLinks,
+    PhotoUrls,
+    PhotoUser,
+    UserLinks,
+)
+
+texts = st.text(min_size=1, max_size=30)
+opt_texts = st.none() | st.text(max_size=30)
+moments = st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+)
+urls = st.builds(PhotoUrls, raw=texts, full=texts, regular=texts, small=texts, thumb=texts)
+photos = st.builds(
+    Photo,
+    id=texts,
+    urls=urls,
+    alt_description=opt_texts,
+    width=st.integers(0, 10_000),
+    height=st.integers(0, 10_000),
+    color=opt_texts,
+    blur_hash=opt_texts,
+    links=st.builds(PhotoLinks, html=texts, download_location=opt_texts),
+    user=st.builds(PhotoUser, name=texts, username=texts, links=st.builds(UserLinks, html=texts)),
+)
+job_ids = st.sampled_from(["a", "b", "c"])
+
+
+def _requested(job_id: str, at: datetime, delay: float, key: str | None) -> Event:
+    return JobRequested(
+        event_id=f"r-{job_id}",
+        job_id=job_id,
+        occurred_at=at,
+        due_at=at + timedelta(seconds=delay),
+        delay_s=delay,
+        idempotency_key=key,
+    )
+
+
+requested = st.builds(
+    _requested, job_ids, moments, st.floats(0, 300, allow_nan=False), st.none() | texts
+)
+due = st.builds(
+    lambda j, at: JobDue(event_id=f"d-{j}", job_id=j, occurred_at=at, due_at=at), job_ids, moments
+)
+resolved = st.builds(
+    lambda j, at, p: JobResolved(event_id=f"o-{j}", job_id=j, occurred_at=at, photo=p),
+    job_ids,
+    moments,
+    photos,
+)
+failed = st.builds(
+    lambda j, at, r: JobFailed(event_id=f"o-{j}", job_id=j, occurred_at=at, reason=r),
+    job_ids,
+    moments,
+    texts,
+)
+events = st.one_of(requested, due, resolved, failed)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[Event]:
+    """Logs as consumers may see them: one distinct event per (job, version), since job ids
+    are unique and derived events have fixed ids, but each one possibly redelivered, and
+    jobs interleaved, in any order (a consumer may resume anywhere)."""
+    pool: list[Event] = []
+    for job_id in draw(st.sets(job_ids, min_size=1)):
+        life = [draw(requested), draw(due), draw(st.one_of(resolved, failed))]
+        pool += [_with_job(event, job_id) for event in life[: draw(st.integers(1, 3))]]
+    return draw(st.lists(st.sampled_from(pool), max_size=15))
+
+
+def _with_job(event: Event, job_id: str) -> Event:
+    return replace(event, job_id=job_id)  # type: ignore[type-var]

@@ -1,0 +1,47 @@
+"""`shielded`: a clean-up step that swallows cancellation must not swallow ours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from runtime.aio import shielded
+
+
+async def background_work() -> None:
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        await asyncio.sleep(0.1)  # winding down takes a moment, as a client's sync task does
+        raise
+
+
+async def close_like_aiokafka(inner: asyncio.Task[None], closed: list[bool]) -> None:
+    inner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):  # what aiokafka's close() does
+        await inner
+    await asyncio.sleep(0.05)
+    closed.append(True)
+
+
+async def stop(inner: asyncio.Task[None], closed: list[bool], guard: bool) -> str:
+    step = close_like_aiokafka(inner, closed)
+    await (shielded(step) if guard else step)
+    return "carried on after the cancellation"
+
+
+@pytest.mark.parametrize("guard", [False, True])
+async def test_a_cancellation_during_clean_up_is_not_swallowed(guard: bool) -> None:
+    closed: list[bool] = []
+    inner = asyncio.create_task(background_work())
+    outer = asyncio.create_task(stop(inner, closed, guard))
+    await asyncio.sleep(0.01)
+    outer.cancel()
+    result = await asyncio.gather(outer, return_exceptions=True)
+    if guard:
+        assert isinstance(result[0], asyncio.CancelledError)
+        assert closed == [True]  # and the clean-up still ran to its end
+    else:  # the hazard the guard exists for
+        assert result[0] == "carried on after the cancellation"
