@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,22 +60,26 @@ def create_app(settings: Settings) -> FastAPI:
 def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        producer = await start_producer(settings, f"{settings.topic_prefix}.api")
-        client = open_store(settings)
-        db = database(client, settings)
-        views = MongoJobViews(db["jobs"])
-        await views.ensure_indexes()
-        feed = JobFeed(db["jobs"])
-        feed_task = asyncio.create_task(feed.run())
-        app.state.feed = feed
-        app.state.jobs = JobService(
-            settings=settings,
-            publisher=KafkaEventPublisher(producer, settings.topics.jobs),
-            views=views,
-            keys=IdempotencyKeys(db["idempotency_keys"]),
-        )
-        try:
+        async with AsyncExitStack() as stack:
+            await ensure_topics(settings)
+            producer = await start_producer(settings, f"{settings.topic_prefix}.api")
+            stack.push_async_callback(lambda: shielded(producer.stop()))
+            client = open_store(settings)
+            stack.push_async_callback(client.close)
+            feed_client = open_store(settings, bounded=False)
+            stack.push_async_callback(feed_client.close)
+            db = database(client, settings)
+            views = MongoJobViews(db["jobs"])
+            await views.ensure_indexes()
+            feed = JobFeed(database(feed_client, settings)["jobs"])
+            stack.push_async_callback(_cancel, asyncio.create_task(feed.run()))
+            app.state.feed = feed
+            app.state.jobs = JobService(
+                settings=settings,
+                publisher=KafkaEventPublisher(producer, settings.topics.jobs),
+                views=views,
+                keys=IdempotencyKeys(db["idempotency_keys"]),
+            )
             async with asyncio.timeout(15):
                 await feed.ready.wait()
             if missing := missing_assets():
@@ -84,14 +88,14 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                     extra={"missing": missing},
                 )
             yield
-        finally:
-            feed_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await feed_task
-            await shielded(producer.stop())
-            await client.close()
 
     return lifespan
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 def _page_routes(app: FastAPI, settings: Settings) -> None:
@@ -119,6 +123,11 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
         return {
             "photo_source": "stand-in" if stand_in else "unsplash",
             "app_name": settings.app_name,
+            "delay_s": {
+                "min": settings.delay_min_s,
+                "max": settings.delay_max_s,
+                "step": settings.delay_step_s,
+            },
         }
 
     @app.get("/healthz", include_in_schema=False)

@@ -67,6 +67,7 @@ class Child:
         process = self.process
         if process is None or process.poll() is not None:
             return
+        started = time.monotonic()
         process.terminate()
         try:
             await asyncio.to_thread(process.wait, timeout_s)
@@ -74,6 +75,7 @@ class Child:
             log.warning("%s did not stop in %ss; killing it", self.name, timeout_s)
             process.kill()
             await asyncio.to_thread(process.wait)
+        log.info("%s stopped in %.1f s", self.name, time.monotonic() - started)
 
 
 def broker(port: int, data_dir: Path) -> Child:

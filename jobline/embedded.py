@@ -41,7 +41,10 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         await api.start()
         stack.push_async_callback(api.stop)
         _announce(host, api.port, settings, time.monotonic() - started)
-        done, _ = await asyncio.wait([*tasks, api.task], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait([*tasks, api.task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            log.info("stopping")
         for task in done:
             if task.exception() is not None:
                 log.error("a component stopped", exc_info=task.exception())

@@ -147,8 +147,14 @@ setInterval(() => {
 }, 1000);
 
 document.getElementById("create").addEventListener("click", createJob);
+function duration(seconds) {
+  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60}\u00a0min` : `${seconds}\u00a0s`;
+}
+
 fetch("/config.json").then((r) => r.json()).then((config) => {
   appName = config.app_name;
+  document.getElementById("delay").textContent =
+    `${duration(config.delay_s.min)} to ${duration(config.delay_s.max)}`;
   if (config.photo_source === "stand-in") {
     const source = document.getElementById("source");
     source.textContent = "Photos come from the local Unsplash stand-in (no Unsplash access key is set).";

@@ -24,6 +24,7 @@ async def test_create_on_the_page_and_see_the_photo_arrive_live(
 
     await page.goto(system.base_url + "/")
     await expect(page.locator("#connection")).to_have_text("live")
+    await expect(page.locator("#delay")).to_have_text("0.2\u00a0s to 1\u00a0s")
     await page.get_by_role("button", name="Create job").click()
 
     card = page.locator(".job").first

@@ -7,10 +7,11 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 import websockets
 
 from schema import JobDue, JobRequested, JobResolved
-from tests.conftest import StandInServer, System
+from tests.conftest import StandInServer, System, SystemFactory
 from tests.logread import read_events
 
 PHOTO_KEYS = {
@@ -185,3 +186,28 @@ async def _graphql(system: System, query: str, variables: dict[str, Any] | None 
     assert response.status_code == 200, body
     assert "errors" not in body, body
     return body["data"]
+
+
+async def test_the_update_feed_outlives_the_store_operation_timeout(
+    make_system: SystemFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A change stream is a long poll: the per-operation store timeout must not cut it.
+    system = await make_system(mongodb_timeout_ms=300)
+    url = f"ws://127.0.0.1:{system.api.port}/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription { jobUpdates { id status } }"},
+                }
+            )
+        )
+        await asyncio.sleep(1.5)
+        job = await system.create()
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message["payload"]["data"]["jobUpdates"]["id"] == job["id"]
+    assert "change stream lost" not in caplog.text
