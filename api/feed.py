@@ -71,6 +71,11 @@ class JobFeed:
                 ) as stream:
                     self.ready.set()
                     async for change in stream:
+                        if change["operationType"] == "invalidate":
+                            # The collection was replaced (jobline replay swapped in a rebuilt
+                            # one): our resume token is void; watch the new one from now.
+                            token = None
+                            break
                         token = stream.resume_token
                         doc = change.get("fullDocument")
                         if doc is not None:

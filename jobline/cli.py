@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api.app import create_app
 from jobline.embedded import run_all
+from jobline.progress import ProgressBar
 from jobline.serving import AppServer, run_until_signalled
 from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as delay
 from processors.fetcher.shell import run as fetcher
+from projections.jobs.replay import MAX_REPORTED, replay
 from projections.jobs.runner import run as projection
 from runtime.logs import configure_logging
 from runtime.settings import Settings
@@ -43,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--port", type=int, default=port)
     for name in PROCESSORS:
         commands.add_parser(name, help=f"the {name} processor alone (scale out by group)")
+    replay_command = commands.add_parser(
+        "replay", help="rebuild the read models from offset 0 of the log and swap them in"
+    )
+    replay_command.add_argument(
+        "--verify",
+        action="store_true",
+        help="rebuild aside and compare with the live model instead of swapping",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -54,6 +65,8 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return await run_all(settings, args.host, args.port)
     if args.command in ("api", "stand-in"):
         return await _serve(args, settings)
+    if args.command == "replay":
+        return await _replay(settings, verify=args.verify)
     await PROCESSORS[args.command](settings)
     return 0
 
@@ -68,3 +81,23 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await server.stop()
     return 0
+
+
+async def _replay(settings: Settings, *, verify: bool) -> int:
+    bar = ProgressBar("events")
+    started = time.monotonic()
+    result = await replay(settings, bar, verify=verify)
+    bar.finish()
+    took = time.monotonic() - started
+    print(
+        f"{'verified' if verify else 'rebuilt'} {result.documents} jobs from {result.events} "
+        f"events in {took:.1f} s ({result.events / max(took, 1e-9):,.0f} events/s)"
+        + (f"; skipped {result.skipped} undecodable records" if result.skipped else "")
+    )
+    if not verify:
+        print("swapped the rebuilt model in")
+        return 0
+    for line in result.differences[:MAX_REPORTED]:
+        print(f"  {line}")
+    print(f"{len(result.differences)} differences")
+    return 1 if result.differences else 0

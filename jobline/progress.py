@@ -1,0 +1,39 @@
+"""Progress of a long run: a bar on a terminal, plain lines (at most one a second) otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+WIDTH = 30
+
+
+class ProgressBar:
+    def __init__(self, what: str, out: TextIO = sys.stderr) -> None:
+        self._what = what
+        self._out = out
+        self._tty = out.isatty()
+        self._started = time.monotonic()
+        self._last_line = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self._tty and now - self._last_line < 1 and done < total:
+            return
+        self._last_line = now
+        self._out.write(self.render(done, total, now - self._started))
+        self._out.flush()
+
+    def render(self, done: int, total: int, elapsed: float) -> str:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        figures = f"{done}/{total} {self._what}  {rate:,.0f}/s  ETA {eta:.0f} s"
+        if not self._tty:
+            return f"{figures}\n"
+        filled = WIDTH * done // total if total else WIDTH
+        return f"\r[{'#' * filled}{'.' * (WIDTH - filled)}] {figures}   "
+
+    def finish(self) -> None:
+        if self._tty:
+            self._out.write("\n")

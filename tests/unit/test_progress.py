@@ -1,0 +1,33 @@
+"""Replay progress: a bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import io
+
+from jobline.progress import ProgressBar
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_bar_with_rate_and_eta() -> None:
+    bar = ProgressBar("events", Terminal())
+    line = bar.render(500, 1000, 2.0)
+    assert line.startswith("\r[###############...............] 500/1000 events")
+    assert "250/s" in line
+    assert "ETA 2 s" in line
+
+
+def test_a_pipe_gets_plain_lines_at_most_once_a_second() -> None:
+    out = io.StringIO()
+    bar = ProgressBar("events", out)
+    for done in range(0, 1000, 100):
+        bar(done, 1000)
+    bar(1000, 1000)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("0/1000 events")
+    assert lines[-1].startswith("1000/1000 events")
+    assert len(lines) == 2
+    assert "\r" not in out.getvalue()
