@@ -96,12 +96,12 @@ class FetchHandler:
         log.info("job %s", event.TYPE, extra={**fields, "outcome": event.TYPE})
 
 
-async def run(settings: Settings) -> None:
-    """The fetcher, until cancelled."""
+async def run(settings: Settings, name: str = "fetcher") -> None:
+    """The fetcher, until cancelled; `name` picks its consumer group (`<prefix>.<name>`)."""
     client = open_store(settings)
     unsplash = Unsplash(settings)
     try:
-        async with processor_kit(settings, "fetcher") as kit:
+        async with processor_kit(settings, name) as kit:
             outcomes = OutcomeStore(database(client, settings)["fetch_outcomes"])
             handler = FetchHandler(
                 publisher=kit.publisher,

@@ -52,9 +52,11 @@ def plan(events: Iterable[Event]) -> dict[str, tuple[int, Doc]]:
     """One write per job for a batch: the highest version and the merged fields to set.
 
     Setting the merged fields under the guard `version < highest` gives the same document as
-    folding `evolve` over the events onto whatever the store holds, because a job has one
-    event per version (ids are unique, derived events have fixed ids; a second copy is a
-    redelivery of the same event): fields the store already has are set to what they are.
+    folding `evolve` over the log, because of how a job's events reach the log: one event
+    per version (ids are unique, derived events have fixed ids), first appearing in version
+    order (each is emitted only after the previous one was read from the log), and any later
+    copy is a redelivery of the same event. So fields the store already has are set again to
+    what they are. `tests/unit/test_view.py` checks this property on generated logs.
     """
     merged: dict[str, tuple[int, Doc]] = {}
     for event in events:

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 
 from aiokafka import AIOKafkaProducer
 
+from processors.fetcher.shell import run as run_fetcher
 from schema import JobDue, JobResolved, encode
 from tests.conftest import StandInServer, System, SystemFactory
 from tests.logread import read_events, read_topic
@@ -59,6 +60,38 @@ async def test_redelivered_job_due_calls_unsplash_once(
     assert len(outcomes) == 1
     assert stand_in.state.photos == 2  # one photo per job, none for the redelivery
     assert (await system.http.get(f"/jobs/{job['id']}")).json()["status"] == "resolved"
+
+
+async def test_racing_fetchers_publish_one_photo_per_job(
+    system: System, stand_in: StandInServer
+) -> None:
+    # A second fetcher in another group gets every JobDue too: both ask Unsplash for every
+    # job, at about the same moment. The claim in the store lets one photo through per job.
+    rival = asyncio.create_task(run_fetcher(system.settings, name="fetcher-rival"))
+    try:
+        await asyncio.sleep(1.5)  # the rival joins its group
+        jobs = [await system.create() for _ in range(10)]
+        for job in jobs:
+            assert (await system.wait_for(job["id"]))["status"] == "resolved"
+        await asyncio.sleep(1.0)  # the slower of each pair publishes too
+    finally:
+        rival.cancel()
+        await asyncio.gather(rival, return_exceptions=True)
+
+    events = await read_events(system.settings)
+    photos: defaultdict[str, set[str]] = defaultdict(set)
+    outcome_ids: defaultdict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if isinstance(e, JobResolved):
+            photos[e.job_id].add(e.photo.id)
+            outcome_ids[e.job_id].add(e.event_id)
+    assert stand_in.state.photos > len(jobs), "the fetchers did not race"
+    assert {j["id"] for j in jobs} == set(photos)
+    assert all(len(p) == 1 for p in photos.values()), "a job got two different photos"
+    assert all(len(i) == 1 for i in outcome_ids.values())
+    for job in jobs:
+        view = (await system.http.get(f"/jobs/{job['id']}")).json()
+        assert {view["result"]["id"]} == photos[job["id"]]
 
 
 async def test_poison_records_go_to_dead_letters_and_partitions_move_on(

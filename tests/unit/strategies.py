@@ -75,14 +75,25 @@ events = st.one_of(requested, due, resolved, failed)
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[Event]:
-    """Logs as consumers may see them: one distinct event per (job, version), since job ids
-    are unique and derived events have fixed ids, but each one possibly redelivered, and
-    jobs interleaved, in any order (a consumer may resume anywhere)."""
-    pool: list[Event] = []
-    for job_id in draw(st.sets(job_ids, min_size=1)):
-        life = [draw(requested), draw(due), draw(st.one_of(resolved, failed))]
-        pool += [_with_job(event, job_id) for event in life[: draw(st.integers(1, 3))]]
-    return draw(st.lists(st.sampled_from(pool), max_size=15))
+    """Logs as consumers read them. Causality orders a job's events where they first appear:
+    the API writes JobRequested, the delay processor writes JobDue only after reading it, the
+    fetcher writes the outcome only after reading JobDue. Any event may then appear again
+    later (a redelivery or a re-publish after a crash), and jobs interleave freely."""
+    jobs = sorted(draw(st.sets(job_ids, min_size=1)))
+    lives = {
+        job: [_with_job(draw(e), job) for e in (requested, due, st.one_of(resolved, failed))]
+        for job in jobs
+    }
+    emitted = dict.fromkeys(jobs, 0)
+    history: list[Event] = []
+    for job, again in draw(st.lists(st.tuples(st.sampled_from(jobs), st.booleans()), max_size=15)):
+        seen = emitted[job]
+        if again and seen:
+            history.append(lives[job][draw(st.integers(0, seen - 1))])
+        elif seen < len(lives[job]):
+            history.append(lives[job][seen])
+            emitted[job] += 1
+    return history
 
 
 def _with_job(event: Event, job_id: str) -> Event:
