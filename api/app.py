@@ -19,12 +19,12 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
-from api.idempotency import IdempotencyKeys
 from api.limits import BodySizeLimit
 from api.rest import router as rest_router
-from api.service import InvalidRequest, JobService
+from api.service import IdempotencyConflict, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
 from runtime.aio import shielded
+from runtime.claims import ClaimStore
 from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
@@ -78,7 +78,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                 settings=settings,
                 publisher=KafkaEventPublisher(producer, settings.topics.jobs),
                 views=views,
-                keys=IdempotencyKeys(db["idempotency_keys"]),
+                keys=ClaimStore(db["idempotency_keys"]),
             )
             async with asyncio.timeout(15):
                 await feed.ready.wait()
@@ -156,6 +156,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidCursor)
     async def bad_request(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, 400)
+
+    @app.exception_handler(IdempotencyConflict)
+    async def key_reused(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, 422)
 
     for error_type, what in ((PyMongoError, "store"), (KafkaError, "log")):
         app.add_exception_handler(error_type, _unavailable(what))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, model_serializer
 
 from api.service import MAX_PAGE, JobService
@@ -116,10 +116,12 @@ async def create_job(
     request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> JobOut:
     """Create a job. It waits its random delay, then fetches a photo. Retrying with the same
-    `Idempotency-Key` returns the same job instead of creating another."""
-    view = await _service(request).create(idempotency_key)
+    `Idempotency-Key` returns the same job instead of creating another; reusing the key with a
+    different body is refused with 422."""
+    view = await _service(request).create(idempotency_key, body)
     response.headers["Location"] = f"/jobs/{view.id}"
     return JobOut.of(view)
 

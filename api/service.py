@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from api.commands import pick_delay, request_job
-from api.idempotency import IdempotencyKeys
 from projections.jobs.store import MongoJobViews
 from projections.jobs.view import JobView, evolve
+from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
 from runtime.log import EventPublisher
 from runtime.settings import Settings
+from schema import Event
 
 MAX_PAGE = 100
 MAX_KEY_LENGTH = 200
+PUBLICATION_WAITS = 20
+PUBLICATION_WAIT_S = 0.05
 
 
 class InvalidRequest(ValueError):
     """The caller's request is wrong; the message says how."""
+
+
+class IdempotencyConflict(InvalidRequest):
+    """An idempotency key reused for a different request."""
+
+
+def fingerprint(request: Mapping[str, Any] | None) -> str:
+    """What makes two requests 'the same' for an idempotency key: their canonical JSON."""
+    canonical = json.dumps(request or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class JobService:
@@ -30,7 +47,7 @@ class JobService:
         settings: Settings,
         publisher: EventPublisher,
         views: MongoJobViews,
-        keys: IdempotencyKeys,
+        keys: ClaimStore,
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
@@ -41,9 +58,11 @@ class JobService:
         self._now = now
         self._rng = rng or random.SystemRandom()
 
-    async def create(self, idempotency_key: str | None = None) -> JobView:
-        if idempotency_key is not None:
-            _check_key(idempotency_key)
+    async def create(
+        self, idempotency_key: str | None = None, request: Mapping[str, Any] | None = None
+    ) -> JobView:
+        """Create a job. With an idempotency key, every retry of the same request, however
+        concurrent, gets the one job the first created; a different request is refused."""
         s = self._settings
         event = request_job(
             job_id=str(uuid.uuid4()),
@@ -52,17 +71,41 @@ class JobService:
             delay_s=pick_delay(self._rng, s.delay_min_s, s.delay_max_s, s.delay_step_s),
             idempotency_key=idempotency_key,
         )
-        if idempotency_key is not None:
-            event = await self._keys.claim(idempotency_key, event)
-            existing = await self._views.get(event.job_id)
-            if existing is not None:
-                return existing
+        if idempotency_key is None:
+            await self._publish(event)
+            return JobView.from_doc(evolve(None, event))
+        _check_key(idempotency_key)
+        claim = await self._keys.claim(idempotency_key, event, fingerprint(request))
+        if claim.fingerprint != fingerprint(request):
+            raise IdempotencyConflict(
+                f"Idempotency-Key {idempotency_key!r} was already used for a different request"
+            )
+        if claim.event.event_id != event.event_id and not claim.published:
+            claim = await self._wait_for_publication(idempotency_key, claim)
+        existing = await self._views.get(claim.event.job_id)
+        if existing is None and not claim.published:
+            # Ours, or the first request's if it died between claiming and publishing.
+            await self._publish(claim.event)
+        if not claim.published:
+            await self._keys.mark_published(idempotency_key)
+        return existing or JobView.from_doc(evolve(None, claim.event))
+
+    async def _publish(self, event: Event) -> None:
         await self._publisher.publish([event])
         # Read-your-writes: apply our own event to the read model through the same guarded
         # write the projection uses, so the creator can read the job at once. Whichever of the
         # two writes comes second is a no-op.
         await self._views.apply([event])
-        return JobView.from_doc(evolve(None, event))
+
+    async def _wait_for_publication(self, key: str, claim: Claim) -> Claim:
+        """A concurrent first request is publishing: give it a moment rather than publish a
+        second copy of its event (harmless, but noise in the log)."""
+        for _ in range(PUBLICATION_WAITS):
+            await asyncio.sleep(PUBLICATION_WAIT_S)
+            found = await self._keys.find(key)
+            if found is not None and found.published:
+                return found
+        return claim
 
     async def get(self, job_id: str) -> JobView | None:
         return await self._views.get(job_id)

@@ -11,8 +11,8 @@ from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from processors.fetcher.core import outcome
-from processors.fetcher.outcomes import OutcomeStore
 from processors.fetcher.unsplash import Unsplash
+from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed
 from runtime.log import EventPublisher
@@ -34,7 +34,7 @@ class FetchHandler:
         tracker: OffsetTracker,
         topic: str,
         unsplash: Unsplash,
-        outcomes: OutcomeStore,
+        outcomes: ClaimStore,
         concurrency: int,
         now: Callable[[], datetime],
     ) -> None:
@@ -82,18 +82,17 @@ class FetchHandler:
             self._slots.release()
 
     async def _resolve(self, job_id: str, fields: dict[str, object]) -> None:
-        stored = await self._outcomes.find(job_id)
-        if stored is not None and stored[1]:
+        """Claim the job's outcome, then publish whichever outcome won the claim."""
+        claim = await self._outcomes.find(job_id)
+        if claim is None:
+            answer = await self._unsplash.random_photo()
+            claim = await self._outcomes.claim(job_id, outcome(job_id, answer, self._now()))
+        if claim.published:
             log.info("outcome already published", extra=fields)
             return
-        if stored is not None:
-            event = stored[0]
-        else:
-            answer = await self._unsplash.random_photo()
-            event = await self._outcomes.claim(outcome(job_id, answer, self._now()))
-        await self._publisher.publish([event])
+        await self._publisher.publish([claim.event])
         await self._outcomes.mark_published(job_id)
-        log.info("job %s", event.TYPE, extra={**fields, "outcome": event.TYPE})
+        log.info("job %s", claim.event.TYPE, extra={**fields, "outcome": claim.event.TYPE})
 
 
 async def run(settings: Settings, name: str = "fetcher") -> None:
@@ -102,7 +101,7 @@ async def run(settings: Settings, name: str = "fetcher") -> None:
     unsplash = Unsplash(settings)
     try:
         async with processor_kit(settings, name) as kit:
-            outcomes = OutcomeStore(database(client, settings)["fetch_outcomes"])
+            outcomes = ClaimStore(database(client, settings)["fetch_outcomes"])
             handler = FetchHandler(
                 publisher=kit.publisher,
                 tracker=kit.tracker,

@@ -8,7 +8,14 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from api.commands import request_job
+from api.service import fingerprint
+from runtime.claims import ClaimStore
+from runtime.clock import utc_now
+from runtime.store import database
+from schema import JobRequested
 from tests.conftest import System
+from tests.logread import read_events
 
 
 async def test_graphiql_is_served_with_local_assets_only(system: System) -> None:
@@ -95,6 +102,62 @@ async def test_idempotency_key_returns_the_same_job(system: System) -> None:
     assert other["id"] != first["id"]
     listed = (await system.http.get("/jobs")).json()["items"]
     assert sorted(j["id"] for j in listed) == sorted({first["id"], other["id"]})
+    by_graphql = await system.http.post(
+        "/graphql",
+        json={"query": 'mutation { createJob(idempotencyKey: "order-42") { job { id } } }'},
+    )
+    assert by_graphql.json()["data"]["createJob"]["job"]["id"] == first["id"]
+
+
+async def test_concurrent_retries_with_one_key_create_one_job(system: System) -> None:
+    responses = await asyncio.gather(
+        *(system.http.post("/jobs", headers={"Idempotency-Key": "burst"}) for _ in range(25))
+    )
+    assert {r.status_code for r in responses} == {202}
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1
+    await system.wait_for(ids.pop())
+    requested = [e for e in await read_events(system.settings) if isinstance(e, JobRequested)]
+    assert len({e.job_id for e in requested}) == 1
+    assert len((await system.http.get("/jobs")).json()["items"]) == 1
+
+
+async def test_a_key_reused_for_a_different_request_is_refused(system: System) -> None:
+    headers = {"Idempotency-Key": "order-7"}
+    first = await system.http.post("/jobs", headers=headers, json={"note": "lunch"})
+    assert first.status_code == 202
+    same = await system.http.post("/jobs", headers=headers, json={"note": "lunch"})
+    assert same.json()["id"] == first.json()["id"]
+    different = await system.http.post("/jobs", headers=headers, json={"note": "dinner"})
+    assert different.status_code == 422
+    assert "different request" in different.json()["detail"]
+    not_json = await system.http.post(
+        "/jobs", headers={**headers, "Content-Type": "application/json"}, content=b"{nope"
+    )
+    assert not_json.status_code == 422
+
+
+async def test_a_retry_completes_a_creation_that_died_after_claiming_its_key(
+    system: System,
+) -> None:
+    # As if the first request's API process died between claiming the key and publishing.
+    orphan = request_job(
+        job_id="orphan-job",
+        event_id="orphan-event",
+        now=utc_now(),
+        delay_s=0.2,
+        idempotency_key="order-99",
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        keys = ClaimStore(database(client, system.settings)["idempotency_keys"])
+        await keys.claim("order-99", orphan, fingerprint(None))
+    finally:
+        await client.close()
+    assert (await system.http.get("/jobs/orphan-job")).status_code == 404
+    retried = await system.create(**{"Idempotency-Key": "order-99"})
+    assert retried["id"] == "orphan-job"
+    assert (await system.wait_for("orphan-job"))["status"] == "resolved"
 
 
 async def test_a_failing_store_answers_503_with_a_message(system: System) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, defaultdict
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
 
 from processors.fetcher.shell import run as run_fetcher
 from schema import JobDue, JobResolved, encode
@@ -126,3 +128,32 @@ async def test_poison_records_go_to_dead_letters_and_partitions_move_on(
         assert record.value in poison
         assert poison[record.value] in headers["dead-letter-reason"].decode()
         assert headers["dead-letter-source"].decode().startswith(f"{topic}/")
+
+
+async def test_the_projection_catches_up_after_a_store_outage(system: System) -> None:
+    jobs = [await system.create() for _ in range(5)]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        await client.admin.command(
+            {
+                "configureFailPoint": "failCommand",
+                "mode": "alwaysOn",
+                "data": {"failCommands": ["update"], "errorCode": 91},
+            }
+        )
+        try:
+            await asyncio.sleep(2.5)  # every job falls due and is fetched meanwhile
+            during = [(await system.http.get(f"/jobs/{j['id']}")).json() for j in jobs]
+            assert {j["status"] for j in during} == {"pending"}  # reads still work
+        finally:
+            await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+    finally:
+        await client.close()
+    for job in jobs:
+        assert (await system.wait_for(job["id"]))["status"] == "resolved"
+    events = await read_events(system.settings)
+    photos: defaultdict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if isinstance(e, JobResolved):
+            photos[e.job_id].add(e.photo.id)
+    assert all(len(p) == 1 for p in photos.values())
