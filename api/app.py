@@ -25,7 +25,7 @@ from api.service import IdempotencyConflict, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
 from runtime.aio import shielded
 from runtime.claims import ClaimStore
-from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.log import AfterAck, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
 
@@ -35,12 +35,14 @@ MAX_BODY_BYTES = 64 * 1024
 UNSPLASH_IMAGES = "https://images.unsplash.com"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, after_ack: AfterAck | None = None) -> FastAPI:
+    """The API. `after_ack` runs on every appended event before a create is acknowledged
+    (`jobline run` waits there until the embedded log's archive holds the event)."""
     app = FastAPI(
         title="jobline",
         summary="Event-sourced async jobs: each waits a random delay, then fetches a food photo.",
         version="0.1.0",
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, after_ack),
     )
     app.include_router(rest_router)
     app.include_router(
@@ -57,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -76,7 +78,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             app.state.feed = feed
             app.state.jobs = JobService(
                 settings=settings,
-                publisher=KafkaEventPublisher(producer, settings.topics.jobs),
+                publisher=KafkaEventPublisher(producer, settings.topics.jobs, after_ack),
                 views=views,
                 keys=ClaimStore(db["idempotency_keys"]),
             )
@@ -161,7 +163,7 @@ def _error_handlers(app: FastAPI) -> None:
     async def key_reused(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, 422)
 
-    for error_type, what in ((PyMongoError, "store"), (KafkaError, "log")):
+    for error_type, what in ((PyMongoError, "store"), (KafkaError, "log"), (TimeoutError, "log")):
         app.add_exception_handler(error_type, _unavailable(what))
 
 

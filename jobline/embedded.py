@@ -9,30 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
 from pydantic import SecretStr
 
 from api.app import create_app
+from jobline.archive import ArchiveMismatch, LogArchive
 from jobline.children import Child, broker, store
 from jobline.serving import AppServer, free_port
 from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
+from runtime.log import AfterAck, ensure_topics
 from runtime.settings import Settings
+from runtime.store import database, open_store
 
 log = logging.getLogger(__name__)
+ARCHIVE_WAIT_S = 10
 
 
 async def run_all(settings: Settings, host: str, port: int) -> int:
     started = time.monotonic()
     async with AsyncExitStack() as stack:
+        embedded_log = not settings.kafka_bootstrap_servers
         settings = await _embedded_backends(settings, stack)
         settings = await _stand_in(settings, host, stack)
-        api = AppServer(create_app(settings), host, port)
+        after_ack, watched = None, []
+        if embedded_log:
+            try:
+                after_ack, archiver = await _archive(settings, stack)
+            except ArchiveMismatch as error:
+                print(f"jobline: cannot start: {error}", file=sys.stderr, flush=True)
+                return 1
+            watched.append(archiver)
+        api = AppServer(create_app(settings, after_ack), host, port)
         tasks = [
             asyncio.create_task(component(settings), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)
@@ -42,7 +57,9 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         stack.push_async_callback(api.stop)
         _announce(host, api.port, settings, time.monotonic() - started)
         try:
-            done, _ = await asyncio.wait([*tasks, api.task], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [*tasks, *watched, api.task], return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             log.info("stopping")
         for task in done:
@@ -72,6 +89,28 @@ async def _embedded_backends(settings: Settings, stack: AsyncExitStack) -> Setti
         await _start(store(port, data_dir), port, stack)
         update["mongodb_uri"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     return settings.model_copy(update=update)
+
+
+async def _archive(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[AfterAck, asyncio.Task[None]]:
+    """Restore the embedded broker's log from the store, then keep archiving it."""
+    await ensure_topics(settings)
+    client = open_store(settings)
+    stack.push_async_callback(client.close)
+    archive = LogArchive(settings, database(client, settings))
+    restored = await archive.restore()
+    if restored:
+        log.info("restored %s records into the embedded broker", restored)
+    task = asyncio.create_task(archive.run(), name="archive")
+    stack.push_async_callback(_cancel, [task])
+
+    async def archived(acknowledged: Sequence[Any]) -> None:
+        async with asyncio.timeout(ARCHIVE_WAIT_S):  # a 503 for the caller, never a hang
+            for record in acknowledged:
+                await archive.wait_archived(record.topic, record.partition, record.offset)
+
+    return archived, task
 
 
 async def _start(child: Child, port: int, stack: AsyncExitStack) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -115,10 +115,18 @@ class EventPublisher(Protocol):
         """Append the events to the log; returns once every one is acknowledged."""
 
 
+#: Called with the broker's acknowledgements (RecordMetadata) before `publish` returns: a
+#: place to wait until appended records are durable beyond the broker (the embedded archive).
+AfterAck = Callable[[Sequence[Any]], Awaitable[None]]
+
+
 class KafkaEventPublisher:
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, after_ack: AfterAck | None = None
+    ) -> None:
         self._producer = producer
         self._topic = topic
+        self._after_ack = after_ack
 
     async def publish(self, events: Sequence[Event]) -> None:
         pending = [
@@ -127,7 +135,9 @@ class KafkaEventPublisher:
             )
             for event in events
         ]
-        await asyncio.gather(*pending)
+        acknowledged = await asyncio.gather(*pending)
+        if self._after_ack is not None:
+            await self._after_ack(acknowledged)
 
 
 class DeadLetters:

@@ -11,13 +11,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
+from pymongo import AsyncMongoClient
 
 from jobline.serving import free_port
+from runtime.settings import Settings
+from schema import JobDue, JobFailed, JobRequested, JobResolved
 from tests.conftest import StandInServer
+from tests.logread import read_events
 
 pytestmark = pytest.mark.browser
 
@@ -172,3 +177,107 @@ def test_stand_in_command_answers_like_unsplash(tmp_path: Path) -> None:
         assert process.wait(timeout=15) == 0
     finally:
         _stop(process)
+
+
+async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {
+        "JOBLINE_DATA_DIR": str(tmp_path / "data"),
+        "JOBLINE_DELAY_MIN_S": "2",
+        "JOBLINE_DELAY_MAX_S": "4",
+        "JOBLINE_DELAY_STEP_S": "0.5",
+    }
+    base = f"http://127.0.0.1:{port}"
+    first = _start(["run", "--port", str(port)], tmp_path, **env)
+    try:
+        _read_until(first, "Ctrl-C")
+        children = _children(first.pid)
+        done_before = [await _resolves(base) for _ in range(3)]
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            pending = [(await http.post("/jobs")).json() for _ in range(15)]
+        await asyncio.sleep(1.2)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children):  # they stop with it (and free their data)
+            assert time.monotonic() < deadline, "children outlived a killed jobline run"
+            await asyncio.sleep(0.1)
+    finally:
+        _stop(first)
+
+    second = _start(["run", "--port", str(port)], tmp_path, **env)
+    try:
+        banner = _read_until(second, "Ctrl-C")
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            for job in done_before:
+                again = (await http.get(f"/jobs/{job['id']}")).json()
+                assert again["result"]["id"] == job["result"]["id"]  # type: ignore[index]
+            for job in pending:
+                deadline = time.monotonic() + 60
+                while (now := (await http.get(f"/jobs/{job['id']}")).json())[
+                    "status"
+                ] != "resolved":
+                    assert time.monotonic() < deadline, now
+                    await asyncio.sleep(0.2)
+        broker = re.search(r"broker +(\S+)", banner)
+        assert broker is not None
+        events = await read_events(Settings(_env_file=None, kafka_bootstrap_servers=broker[1]))  # type: ignore[call-arg]
+        outcomes: dict[str, set[str]] = {}
+        due_at = {e.job_id: e.due_at for e in events if isinstance(e, JobRequested)}
+        for event in events:
+            if isinstance(event, JobResolved | JobFailed):
+                outcomes.setdefault(event.job_id, set()).add(event.event_id)
+            if isinstance(event, JobDue):
+                assert event.occurred_at >= due_at[event.job_id], "a job fell due early"
+        ids = {j["id"] for j in pending} | {str(j["id"]) for j in done_before}
+        assert set(outcomes) == ids
+        assert all(len(o) == 1 for o in outcomes.values())
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 30) == 0
+    finally:
+        _stop(second)
+
+
+async def test_run_refuses_checkpoints_past_the_end_of_a_reset_log(
+    tmp_path: Path, mongo: str
+) -> None:
+    env = {
+        "JOBLINE_DATA_DIR": str(tmp_path),
+        "JOBLINE_MONGODB_URI": mongo,
+        "JOBLINE_MONGODB_DATABASE": tmp_path.name,
+        **FAST,
+    }
+    port = free_port()
+    first = _start(["run", "--port", str(port)], tmp_path, **env)
+    try:
+        _read_until(first, "Ctrl-C")
+        for _ in range(3):
+            await _resolves(f"http://127.0.0.1:{port}")
+        await asyncio.sleep(1.5)  # the archiver keeps the groups' checkpoints
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.wait, 30) == 0
+    finally:
+        _stop(first)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
+    try:  # the log is lost, its archive too; the checkpoints remain
+        await client[tmp_path.name]["log_archive"].drop()
+        assert await client[tmp_path.name]["log_archive_groups"].count_documents({}) > 0
+    finally:
+        await client.close()
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    second = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "jobline", "run", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "checkpoints past the end of the log" in second.stderr
+    assert "refusing to start" in second.stderr
