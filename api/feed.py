@@ -102,7 +102,3 @@ class JobFeed:
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscriptions)

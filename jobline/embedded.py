@@ -37,9 +37,10 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         embedded_log = not settings.kafka_bootstrap_servers
-        settings = await _embedded_backends(settings, stack)
+        watched: list[asyncio.Task[None]] = []
+        settings = await _embedded_backends(settings, stack, watched)
         settings = await _stand_in(settings, host, stack)
-        after_ack, watched = None, []
+        after_ack = None
         if embedded_log:
             try:
                 after_ack, archiver = await _archive(settings, stack)
@@ -63,18 +64,21 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         finally:
             log.info("stopping")
         for task in done:
-            if task.exception() is not None:
-                log.error("a component stopped", exc_info=task.exception())
+            if (failure := task.exception()) is not None:
+                print(f"jobline: {task.get_name()} stopped: {failure}", file=sys.stderr, flush=True)
+                log.error("a component stopped", exc_info=failure)
                 return 1
     return 0
 
 
-async def _embedded_backends(settings: Settings, stack: AsyncExitStack) -> Settings:
+async def _embedded_backends(
+    settings: Settings, stack: AsyncExitStack, watched: list[asyncio.Task[None]]
+) -> Settings:
     update: dict[str, Any] = {}
     data_dir = settings.data_dir
     if not settings.kafka_bootstrap_servers:
         port = free_port()
-        await _start(broker(port, data_dir), port, stack)
+        watched.append(await _start(broker(port, data_dir), port, stack))
         # The embedded broker rejects the idempotent producer (DESIGN.md §4); effects are
         # idempotent without it. Groups rejoin faster with short session timeouts.
         update |= {
@@ -86,7 +90,7 @@ async def _embedded_backends(settings: Settings, stack: AsyncExitStack) -> Setti
         }
     if not settings.mongodb_uri:
         port = free_port()
-        await _start(store(port, data_dir), port, stack)
+        watched.append(await _start(store(port, data_dir), port, stack))
         update["mongodb_uri"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     return settings.model_copy(update=update)
 
@@ -113,11 +117,15 @@ async def _archive(
     return archived, task
 
 
-async def _start(child: Child, port: int, stack: AsyncExitStack) -> None:
+async def _start(child: Child, port: int, stack: AsyncExitStack) -> asyncio.Task[None]:
+    """Start a child; the task returned fails if the child exits without being asked to."""
     child.start()
     stack.push_async_callback(child.stop)
     await child.wait_port("127.0.0.1", port)
     log.info("%s listening on 127.0.0.1:%s", child.name, port)
+    watcher = asyncio.create_task(child.exited(), name=child.name)
+    stack.push_async_callback(_cancel, [watcher])
+    return watcher
 
 
 async def _stand_in(settings: Settings, host: str, stack: AsyncExitStack) -> Settings:

@@ -19,6 +19,7 @@ from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
 log = logging.getLogger(__name__)
+RETRY_S = 1.0
 
 
 class Consumed(NamedTuple):
@@ -104,9 +105,20 @@ class ProcessorLoop:
             try:
                 batch.append(Consumed(partition, record.offset, decode(record.value)))
             except PoisonRecord as error:
-                await self.dead_letters.send(record, str(error))
+                await self._dead_letter(record, str(error))
                 self.tracker.release(partition, record.offset)
         return batch
+
+    async def _dead_letter(self, record: Any, reason: str) -> None:
+        """Like every other effect, retried (its offset held) until the broker takes it."""
+        while True:
+            try:
+                await self.dead_letters.send(record, reason)
+            except KafkaError as error:
+                log.warning("cannot dead-letter; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(RETRY_S)
+            else:
+                return
 
     async def revoked(self, partitions: set[int]) -> None:
         await self.commit(partitions)

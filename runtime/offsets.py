@@ -53,6 +53,3 @@ class OffsetTracker:
             self._next.pop(partition, None)
             self._held.pop(partition, None)
             self._committed.pop(partition, None)
-
-    def held_count(self) -> int:
-        return sum(len(held) for held in self._held.values())

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_rebalance_timeout_ms: int = 10_000
+    # A request to the API waits this long for the log to acknowledge an event, then gets a
+    # 503: never a hang while the broker is away.
+    kafka_publish_timeout_s: float = Field(default=5, gt=0)
 
     # Store (Mongo wire protocol). Unset: `jobline run` starts an embedded store.
     mongodb_uri: str | None = None

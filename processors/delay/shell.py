@@ -52,10 +52,6 @@ class DelayHandler:
         self._heap: list[tuple[datetime, str]] = []
         self._wake = asyncio.Event()
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     async def handle(self, batch: list[Consumed]) -> None:
         for item in batch:
             self._take(item)

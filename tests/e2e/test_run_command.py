@@ -281,3 +281,27 @@ async def test_run_refuses_checkpoints_past_the_end_of_a_reset_log(
     assert second.returncode == 1
     assert "checkpoints past the end of the log" in second.stderr
     assert "refusing to start" in second.stderr
+
+
+def test_run_stops_with_a_clear_error_when_its_broker_dies(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    with (tmp_path / "stderr.log").open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobline", "run", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env | {"JOBLINE_DATA_DIR": str(tmp_path)},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            _read_until(process, "Ctrl-C")
+            children = _children(process.pid)
+            tansu = next(p for p in children if "tansu" in Path(f"/proc/{p}/cmdline").read_text())
+            os.kill(tansu, signal.SIGKILL)
+            assert process.wait(timeout=30) == 1
+        finally:
+            _stop(process)
+    assert "broker (Tansu) stopped" in (tmp_path / "stderr.log").read_text()
+    assert "exited unexpectedly" in (tmp_path / "stderr.log").read_text()
+    assert not [pid for pid in children if _alive(pid)]
