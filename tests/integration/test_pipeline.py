@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -110,19 +112,8 @@ async def test_stand_in_failure_becomes_a_failed_job_with_a_reason(
 
 
 async def test_graphql_create_query_and_subscription(system: System) -> None:
-    url = f"ws://127.0.0.1:{system.api.port}/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": "subscription { jobUpdates { id status result { id } } }"},
-                }
-            )
-        )
+    query = "subscription { jobUpdates { id status result { id } } }"
+    async with subscription(system, query) as ws:
         await asyncio.sleep(0.2)
 
         created = await _graphql(system, "mutation { createJob { job { id status dueAt } } }")
@@ -160,24 +151,24 @@ async def test_graphql_create_query_and_subscription(system: System) -> None:
 async def test_subscription_to_one_job_starts_with_its_state(system: System) -> None:
     job = await system.create()
     await system.wait_for(job["id"])
+    query = "subscription($id: ID) { jobUpdates(id: $id) { id status } }"
+    async with subscription(system, query, {"id": job["id"]}) as ws:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert first["payload"]["data"]["jobUpdates"] == {"id": job["id"], "status": "RESOLVED"}
+
+
+@asynccontextmanager
+async def subscription(
+    system: System, query: str, variables: dict[str, Any] | None = None
+) -> AsyncIterator[Any]:
+    """A graphql-transport-ws connection to the API with one subscription started."""
     url = f"ws://127.0.0.1:{system.api.port}/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init"}))
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {
-                        "query": "subscription($id: ID) { jobUpdates(id: $id) { id status } }",
-                        "variables": {"id": job["id"]},
-                    },
-                }
-            )
-        )
-        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert first["payload"]["data"]["jobUpdates"] == {"id": job["id"], "status": "RESOLVED"}
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables or {}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        yield ws
 
 
 async def _graphql(system: System, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -193,19 +184,7 @@ async def test_the_update_feed_outlives_the_store_operation_timeout(
 ) -> None:
     # A change stream is a long poll: the per-operation store timeout must not cut it.
     system = await make_system(mongodb_timeout_ms=300)
-    url = f"ws://127.0.0.1:{system.api.port}/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": "subscription { jobUpdates { id status } }"},
-                }
-            )
-        )
+    async with subscription(system, "subscription { jobUpdates { id status } }") as ws:
         await asyncio.sleep(1.5)
         job = await system.create()
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
