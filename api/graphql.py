@@ -130,6 +130,15 @@ class JobConnection:
 
 
 @strawberry.type
+class JobCounts:
+    pending: int
+    processing: int
+    resolved: int
+    failed: int
+    total: int
+
+
+@strawberry.type
 class CreateJobPayload:
     job: Job
 
@@ -145,6 +154,11 @@ class Query:
     async def job(self, info: Info[Any, None], id: strawberry.ID) -> Job | None:
         view = await _service(info).get(str(id))
         return Job.of(view) if view else None
+
+    @strawberry.field(description="How many jobs are in each status.")
+    async def job_counts(self, info: Info[Any, None]) -> JobCounts:
+        counts = await _service(info).counts()
+        return JobCounts(**counts, total=sum(counts.values()))
 
     @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
     async def jobs(

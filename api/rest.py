@@ -126,6 +126,21 @@ async def create_job(
     return JobOut.of(view)
 
 
+class JobCounts(BaseModel):
+    pending: int
+    processing: int
+    resolved: int
+    failed: int
+    total: int
+
+
+@router.get("/job-counts", response_model=JobCounts)
+async def job_counts(request: Request) -> JobCounts:
+    """How many jobs are in each status."""
+    counts = await _service(request).counts()
+    return JobCounts(**counts, total=sum(counts.values()))
+
+
 @router.get("/jobs", response_model=JobPage)
 async def list_jobs(
     request: Request,

@@ -113,6 +113,9 @@ class JobService:
     async def get(self, job_id: str) -> JobView | None:
         return await self._views.get(job_id)
 
+    async def counts(self) -> dict[str, int]:
+        return await self._views.counts()
+
     async def page(
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:

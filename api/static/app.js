@@ -31,10 +31,17 @@ function upsert(job) {
 }
 
 function referral(url) {
-  const u = new URL(url, location.href);
+  let u;
+  try { u = new URL(url, location.href); } catch { return null; }
+  if (u.protocol !== "https:" && u.protocol !== "http:") return null;  // no javascript: links
   u.searchParams.set("utm_source", appName);
   u.searchParams.set("utm_medium", "referral");
   return u.href;
+}
+
+function link(url, text) {
+  const href = referral(url);
+  return href ? el("a", { href, text, rel: "noopener" }) : el("span", { text });
 }
 
 function el(tag, props = {}, ...children) {
@@ -69,9 +76,8 @@ function render(job) {
     const r = job.result;
     if (r.color) photo.style.background = r.color;
     photo.append(el("img", { src: r.urls.small, alt: r.alt_description || "food photo", loading: "lazy" }));
-    meta.append(el("div", { class: "credit" }, "Photo by ",
-      el("a", { href: referral(r.user.links.html), text: r.user.name, rel: "noopener" }),
-      " on ", el("a", { href: referral(r.links.html), text: "Unsplash", rel: "noopener" })));
+    meta.append(el("div", { class: "credit" }, "Photo by ", link(r.user.links.html, r.user.name),
+      " on ", link(r.links.html, "Unsplash")));
   } else if (job.status === "failed") {
     photo.textContent = "no photo";
     meta.append(el("div", { class: "error", text: job.error || "failed" }));
@@ -83,19 +89,66 @@ function render(job) {
   document.getElementById("empty").hidden = jobs.size > 0;
 }
 
-async function snapshot() {
-  const response = await fetch("/jobs?limit=100");
+const PAGE = 30;
+let nextCursor;  // undefined: first page not loaded yet; null: no more pages
+let loadingMore = false;
+
+async function getPage(cursor) {
+  const query = new URLSearchParams({ limit: PAGE, ...(cursor ? { cursor } : {}) });
+  const response = await fetch(`/jobs?${query}`);
   if (!response.ok) throw new Error(`GET /jobs answered ${response.status}`);
-  const page = await response.json();
-  for (const job of page.items) upsert(job);
-  document.getElementById("empty").hidden = jobs.size > 0;
+  return response.json();
 }
 
-async function createJob() {
-  const response = await fetch("/jobs", {
-    method: "POST", headers: { "Idempotency-Key": crypto.randomUUID() },
-  });
-  if (response.ok) upsert(await response.json());
+async function snapshot() {  // the newest page, again: catches up after a reconnect
+  const page = await getPage(null);
+  for (const job of page.items) upsert(job);
+  if (nextCursor === undefined) nextCursor = page.next_cursor;
+  document.getElementById("empty").hidden = jobs.size > 0;
+  refreshCounts();
+}
+
+async function loadMore() {
+  if (loadingMore || !nextCursor) return;
+  loadingMore = true;
+  document.getElementById("more").textContent = "loading more…";
+  try {
+    const page = await getPage(nextCursor);
+    for (const job of page.items) upsert(job);
+    nextCursor = page.next_cursor;
+  } finally {
+    loadingMore = false;
+    document.getElementById("more").textContent = nextCursor ? "" : "that is every job";
+  }
+}
+
+let countsBusy = false;
+let countsAgain = false;
+async function refreshCounts() {  // at once, then coalesced while a request is in flight
+  if (countsBusy) { countsAgain = true; return; }
+  countsBusy = true;
+  try {
+    const response = await fetch("/job-counts");
+    if (response.ok) {
+      const counts = await response.json();
+      for (const status of Object.keys(RANK)) {
+        document.getElementById(`count-${status}`).textContent = counts[status];
+      }
+    }
+  } finally {
+    countsBusy = false;
+    if (countsAgain) { countsAgain = false; setTimeout(refreshCounts, 200); }
+  }
+}
+
+async function createJobs(howMany) {
+  await Promise.all(Array.from({ length: howMany }, async () => {
+    const response = await fetch("/jobs", {
+      method: "POST", headers: { "Idempotency-Key": crypto.randomUUID() },
+    });
+    if (response.ok) upsert(await response.json());
+  }));
+  refreshCounts();
 }
 
 function setConnection(state) {
@@ -127,6 +180,7 @@ function live(attempt = 0) {
       ws.send(JSON.stringify({ type: "pong" }));
     } else if (msg.type === "next" && msg.payload.data) {
       upsert(fromGraphQL(msg.payload.data.jobUpdates));
+      refreshCounts();
     } else if (msg.type === "error" || msg.type === "complete") {
       ws.close();  // resubscribe from a fresh snapshot
     }
@@ -146,7 +200,14 @@ setInterval(() => {
   }
 }, 1000);
 
-document.getElementById("create").addEventListener("click", createJob);
+document.getElementById("create-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const howMany = Math.min(50, Math.max(1, Number(document.getElementById("how-many").value) || 1));
+  createJobs(howMany);
+});
+new IntersectionObserver((entries) => {
+  if (entries.some((entry) => entry.isIntersecting)) loadMore();
+}).observe(document.getElementById("more"));
 function duration(seconds) {
   return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60}\u00a0min` : `${seconds}\u00a0s`;
 }

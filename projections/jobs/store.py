@@ -27,6 +27,7 @@ class InvalidCursor(ValueError):
 
 class JobReadStore(Protocol):
     async def apply(self, events: Sequence[Event]) -> None: ...
+    async def counts(self) -> dict[str, int]: ...
     async def get(self, job_id: str) -> JobView | None: ...
     async def page(
         self, limit: int, cursor: str | None, status: str | None
@@ -62,6 +63,15 @@ class MongoJobViews:
             others = [e for e in error.details["writeErrors"] if e["code"] != DUPLICATE_KEY]
             if others or error.details.get("writeConcernErrors"):
                 raise
+
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (every status present, zero or not)."""
+        counted = dict.fromkeys(STATUSES, 0)
+        pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        async for row in await self.collection.aggregate(pipeline):
+            if row["_id"] in counted:
+                counted[row["_id"]] = row["n"]
+        return counted
 
     async def get(self, job_id: str) -> JobView | None:
         doc = await self.collection.find_one({"_id": job_id})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import System
+from tests.conftest import StandInServer, System
 
 pytestmark = pytest.mark.browser
 
@@ -45,3 +45,67 @@ async def test_create_on_the_page_and_see_the_photo_arrive_live(
     assert len(navigations) == 1, "the page reloaded"
     assert errors == []
     await page.screenshot(path=str(artifacts / "board.png"), full_page=True)
+
+
+async def test_several_jobs_at_once_and_the_counters_follow(
+    browser: Browser, system: System, artifacts: Path
+) -> None:
+    page = await browser.new_page(viewport={"width": 1200, "height": 900})
+    await page.goto(system.base_url + "/")
+    await expect(page.locator("#connection")).to_have_text("live")
+    await page.get_by_label("Jobs", exact=True).fill("4")
+    await page.get_by_role("button", name="Create job").click()
+    await expect(page.locator(".job")).to_have_count(4)
+    await expect(page.locator("#count-resolved")).to_have_text("4", timeout=20_000)
+    await expect(page.locator("#count-pending")).to_have_text("0")
+    await expect(page.locator(".job .photo img")).to_have_count(4)
+    await page.screenshot(path=str(artifacts / "board-desktop.png"), full_page=True)
+    phone = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    await phone.goto(system.base_url + "/")
+    await expect(phone.locator(".job .photo img")).to_have_count(4)
+    await expect(phone.locator("#count-resolved")).to_have_text("4")
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "the board overflows a phone's width"
+    await phone.screenshot(path=str(artifacts / "board-phone.png"), full_page=True)
+
+
+async def test_scrolling_loads_the_next_page(browser: Browser, system: System) -> None:
+    created = [await system.create() for _ in range(35)]
+    page = await browser.new_page()
+    await page.goto(system.base_url + "/")
+    await expect(page.locator(".job")).to_have_count(30)
+    await page.locator("#more").scroll_into_view_if_needed()
+    await expect(page.locator(".job")).to_have_count(35)
+    await expect(page.locator("#more")).to_have_text("that is every job")
+    shown = await page.locator(".job").evaluate_all("cards => cards.map(c => c.id.slice(4))")
+    assert shown == [job["id"] for job in reversed(created)]
+
+
+async def test_hostile_photo_fields_render_as_inert_text(
+    browser: Browser, system: System, stand_in: StandInServer
+) -> None:
+    stand_in.state.photo_overrides = {
+        "alt_description": '"><img src=x onerror="window.pwned=1">',
+        "user": {
+            "name": "<script>window.pwned=2</script>",
+            "links": {"html": "javascript:window.pwned=3"},
+        },
+        "links": {"html": "javascript:window.pwned=4"},
+    }
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    await page.goto(system.base_url + "/")
+    await expect(page.locator("#connection")).to_have_text("live")
+    await page.get_by_role("button", name="Create job").click()
+    card = page.locator(".job").first
+    await expect(card).to_have_attribute("data-status", "resolved", timeout=20_000)
+    credit = card.locator(".credit")
+    await expect(credit).to_contain_text("<script>window.pwned=2</script>")  # shown, as text
+    assert await credit.locator("a").count() == 0  # javascript: links are not links
+    img = card.locator(".photo img")
+    assert await img.get_attribute("alt") == '"><img src=x onerror="window.pwned=1">'
+    await card.locator(".credit span").first.click()
+    assert await page.evaluate("window.pwned") is None
+    assert await page.locator("script").count() == 1  # only the page's own module
+    assert dialogs == []

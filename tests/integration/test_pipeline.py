@@ -88,6 +88,12 @@ async def test_pagination_filters_and_errors(system: System) -> None:
     resolved = (await system.http.get("/jobs", params={"status": "resolved"})).json()
     assert len(resolved["items"]) == 5
     assert (await system.http.get("/jobs", params={"status": "pending"})).json()["items"] == []
+    counts = {"pending": 0, "processing": 0, "resolved": 5, "failed": 0, "total": 5}
+    assert (await system.http.get("/job-counts")).json() == counts
+    graphql_counts = await _graphql(
+        system, "{ jobCounts { pending processing resolved failed total } }"
+    )
+    assert graphql_counts == {"jobCounts": counts}
 
     unknown = await system.http.get("/jobs/no-such-job")
     assert unknown.status_code == 404
