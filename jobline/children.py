@@ -16,8 +16,11 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    # If jobline itself is killed (SIGKILL included), the kernel stops the child too.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # If jobline itself is killed, the kernel kills the child too. SIGKILL, not SIGTERM: a
+    # store left shutting down on its own can hold its data directory locked for a long
+    # while, and both children are safe to kill (the store keeps every acknowledged write
+    # across SIGKILL; the broker's log is archived in the store).
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Child:

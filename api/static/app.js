@@ -53,6 +53,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+function newer(a, b) {  // the server's order: created_at, then id, both descending
+  const at = Number(a.dataset.created) - Number(b.dataset.created || Infinity);
+  return at > 0 || (at === 0 && a.id > b.id);
+}
+
 function countdown(job) {
   const left = Math.max(0, Math.ceil((Date.parse(job.due_at) - Date.now()) / 1000));
   return left > 0 ? `due in ${left} s` : "due now";
@@ -62,11 +67,10 @@ function render(job) {
   let card = document.getElementById(`job-${job.id}`);
   if (!card) {
     card = el("li", { class: "job", id: `job-${job.id}` });
-    const before = [...list.children].find((c) => c.dataset.created < job.created_at);
-    list.insertBefore(card, before || null);
+    card.dataset.created = Date.parse(job.created_at) || 0;
+    list.insertBefore(card, [...list.children].find((c) => newer(card, c)) || null);
   }
   card.dataset.status = job.status;
-  card.dataset.created = job.created_at || "";
   const photo = el("div", { class: "photo" });
   const meta = el("div", { class: "meta" });
   const status = el("span", { class: "status", text: job.status });
@@ -141,14 +145,69 @@ async function refreshCounts() {  // at once, then coalesced while a request is 
   }
 }
 
+// Creations go to localStorage first, each with its idempotency key, then to the server:
+// a lost connection (or a closed tab) loses none, and the key makes each exactly one job
+// even when a request got through but its answer did not.
+const QUEUE_KEY = "jobline.queue";
+
+function queue() {
+  try { return JSON.parse(localStorage.getItem(QUEUE_KEY)) || []; } catch { return []; }
+}
+
+function saveQueue(items) {
+  localStorage.setItem(QUEUE_KEY, JSON.stringify(items));
+}
+
+function showQueued(item) {
+  if (document.getElementById(`queued-${item.key}`)) return;
+  const card = el("li", { class: "job", id: `queued-${item.key}`, "data-status": "queued" },
+    el("div", { class: "photo", text: "queued: sent when the connection is back" }),
+    el("div", { class: "meta" }, el("span", { class: "status", text: "queued" })));
+  list.prepend(card);
+  document.getElementById("empty").hidden = true;
+}
+
+function dequeue(key) {
+  saveQueue(queue().filter((item) => item.key !== key));
+  document.getElementById(`queued-${key}`)?.remove();
+}
+
 async function createJobs(howMany) {
-  await Promise.all(Array.from({ length: howMany }, async () => {
-    const response = await fetch("/jobs", {
-      method: "POST", headers: { "Idempotency-Key": crypto.randomUUID() },
-    });
+  const items = Array.from({ length: howMany }, () => ({ key: crypto.randomUUID() }));
+  saveQueue([...queue(), ...items]);
+  items.forEach(showQueued);
+  await flush();
+}
+
+let flushing = false;
+async function flush() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    for (const item of queue()) {
+      let response;
+      try {
+        response = await fetch("/jobs", { method: "POST", headers: { "Idempotency-Key": item.key } });
+      } catch {
+        return;  // offline: the rest stays queued
+      }
+      if (response.status >= 500) return;  // the server is struggling: try again later
+      if (response.status === 202) upsert(await response.json());
+      dequeue(item.key);  // created, or refused for good (a 4xx will not get better)
+    }
+  } finally {
+    flushing = false;
+    refreshCounts();
+  }
+}
+
+async function catchUp() {  // after a reconnect: the newest page, and every unfinished job
+  await snapshot();
+  const open = [...jobs.values()].filter((job) => RANK[job.status] < 2);
+  await Promise.all(open.map(async (job) => {
+    const response = await fetch(`/jobs/${job.id}`);
     if (response.ok) upsert(await response.json());
   }));
-  refreshCounts();
 }
 
 function setConnection(state) {
@@ -156,9 +215,14 @@ function setConnection(state) {
   connection.textContent = state;
 }
 
+let socket = null;
+let retry = null;
+
 function live(attempt = 0) {
+  clearTimeout(retry);
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
   const ws = new WebSocket(url, "graphql-transport-ws");
+  socket = ws;
   let pinger = null;
   let pongDue = null;
   ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init" }));
@@ -173,7 +237,8 @@ function live(attempt = 0) {
       }, PING_EVERY_MS);
       attempt = 0;
       setConnection("live");
-      snapshot().catch(() => ws.close());  // catch up on what changed while away
+      catchUp().catch(() => ws.close());  // whatever changed while away
+      flush();
     } else if (msg.type === "pong") {
       clearTimeout(pongDue);
     } else if (msg.type === "ping") {
@@ -188,8 +253,9 @@ function live(attempt = 0) {
   ws.onclose = () => {
     clearInterval(pinger);
     clearTimeout(pongDue);
+    if (socket !== ws) return;  // a newer connection has taken over
     setConnection(navigator.onLine ? "reconnecting" : "offline");
-    setTimeout(() => live(attempt + 1), Math.min(10000, 500 * 2 ** attempt));
+    retry = setTimeout(() => live(attempt + 1), Math.min(10000, 500 * 2 ** attempt));
   };
 }
 
@@ -199,6 +265,14 @@ setInterval(() => {
     if (job) card.textContent = countdown(job);
   }
 }, 1000);
+
+window.addEventListener("online", () => {  // back: reconnect now, not at the next backoff
+  if (!socket || socket.readyState >= WebSocket.CLOSING) live();
+  flush();
+});
+window.addEventListener("offline", () => setConnection("offline"));
+setInterval(() => { if (queue().length) flush(); }, 3000);
+queue().forEach(showQueued);
 
 document.getElementById("create-form").addEventListener("submit", (event) => {
   event.preventDefault();

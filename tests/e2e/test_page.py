@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import StandInServer, System
+from schema import JobRequested
+from tests.conftest import StandInServer, System, SystemFactory
+from tests.logread import read_events
+from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +83,16 @@ async def test_scrolling_loads_the_next_page(browser: Browser, system: System) -
     await expect(page.locator(".job")).to_have_count(35)
     await expect(page.locator("#more")).to_have_text("that is every job")
     shown = await page.locator(".job").evaluate_all("cards => cards.map(c => c.id.slice(4))")
-    assert shown == [job["id"] for job in reversed(created)]
+    server: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        listing = (await system.http.get("/jobs", params=params)).json()
+        server += [job["id"] for job in listing["items"]]
+        if (cursor := listing["next_cursor"]) is None:
+            break
+    assert shown == server  # the page's order is the server's, same-millisecond ties included
+    assert set(shown) == {job["id"] for job in created}
 
 
 async def test_hostile_photo_fields_render_as_inert_text(
@@ -109,3 +123,47 @@ async def test_hostile_photo_fields_render_as_inert_text(
     assert await page.evaluate("window.pwned") is None
     assert await page.locator("script").count() == 1  # only the page's own module
     assert dialogs == []
+
+
+async def test_a_lost_connection_loses_nothing_and_doubles_nothing(
+    browser: Browser, make_system: SystemFactory
+) -> None:
+    system = await make_system(delay_min_s=2.0, delay_max_s=3.0, delay_step_s=0.5)
+    proxy = TcpProxy(system.api.port)
+    await proxy.start()
+    context = await browser.new_context()
+    page = await context.new_page()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    try:
+        await page.goto(f"http://127.0.0.1:{proxy.port}/")
+        await expect(page.locator("#connection")).to_have_text("live")
+        await page.get_by_label("Jobs", exact=True).fill("2")
+        await page.get_by_role("button", name="Create job").click()
+        await expect(page.locator('.job[data-status="pending"]')).to_have_count(2)
+
+        await proxy.cut()  # drops the open WebSocket too, which set_offline alone would not
+        await context.set_offline(True)
+        await expect(page.locator("#connection")).not_to_have_text("live")
+        await page.get_by_role("button", name="Create job").click()  # still 2 at a time
+        await expect(page.locator('.job[data-status="queued"]')).to_have_count(2)
+        queued_keys = json.loads(await page.evaluate("localStorage.getItem('jobline.queue')"))
+        assert len(queued_keys) == 2
+        await asyncio.sleep(3.5)  # the first two resolve on the server meanwhile
+
+        await proxy.restore()
+        await context.set_offline(False)
+        await expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
+        await expect(page.locator('.job[data-status="resolved"]')).to_have_count(4, timeout=20_000)
+        await expect(page.locator(".job")).to_have_count(4)  # no queued leftovers, no doubles
+        assert await page.evaluate("localStorage.getItem('jobline.queue')") == "[]"
+        assert len(navigations) == 1, "the page reloaded"
+    finally:
+        await context.close()
+        await proxy.cut()
+
+    events = await read_events(system.settings)
+    requested = [e for e in events if isinstance(e, JobRequested)]
+    assert len({e.job_id for e in requested}) == 4
+    for item in queued_keys:
+        assert len({e.job_id for e in requested if e.idempotency_key == item["key"]}) == 1
