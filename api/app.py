@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,7 +23,7 @@ from api.limits import BodySizeLimit
 from api.rest import router as rest_router
 from api.service import IdempotencyConflict, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
-from runtime.aio import shielded
+from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
 from runtime.log import AfterAck, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
@@ -74,7 +74,7 @@ def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[n
             views = MongoJobViews(db["jobs"])
             await views.ensure_indexes()
             feed = JobFeed(database(feed_client, settings)["jobs"])
-            stack.push_async_callback(_cancel, asyncio.create_task(feed.run()))
+            stack.push_async_callback(cancel_all, asyncio.create_task(feed.run()))
             app.state.feed = feed
             app.state.jobs = JobService(
                 settings=settings,
@@ -92,12 +92,6 @@ def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[n
             yield
 
     return lifespan
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
 
 
 def _page_routes(app: FastAPI, settings: Settings) -> None:

@@ -25,6 +25,7 @@ from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
+from runtime.aio import cancel_all
 from runtime.log import AfterAck, ensure_topics
 from runtime.settings import Settings
 from runtime.store import database, open_store
@@ -53,7 +54,7 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
             asyncio.create_task(component(settings), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)
         ]
-        stack.push_async_callback(_cancel, tasks)
+        stack.push_async_callback(cancel_all, *tasks)
         await api.start()
         stack.push_async_callback(api.stop)
         _announce(host, api.port, settings, time.monotonic() - started)
@@ -107,7 +108,7 @@ async def _archive(
     if restored:
         log.info("restored %s records into the embedded broker", restored)
     task = asyncio.create_task(archive.run(), name="archive")
-    stack.push_async_callback(_cancel, [task])
+    stack.push_async_callback(cancel_all, task)
 
     async def archived(acknowledged: Sequence[Any]) -> None:
         async with asyncio.timeout(ARCHIVE_WAIT_S):  # a 503 for the caller, never a hang
@@ -124,7 +125,7 @@ async def _start(child: Child, port: int, stack: AsyncExitStack) -> asyncio.Task
     await child.wait_port("127.0.0.1", port)
     log.info("%s listening on 127.0.0.1:%s", child.name, port)
     watcher = asyncio.create_task(child.exited(), name=child.name)
-    stack.push_async_callback(_cancel, [watcher])
+    stack.push_async_callback(cancel_all, watcher)
     return watcher
 
 
@@ -140,12 +141,6 @@ async def _stand_in(settings: Settings, host: str, stack: AsyncExitStack) -> Set
             "unsplash_access_key": SecretStr("stand-in"),
         }
     )
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _display_host(host: str) -> str:

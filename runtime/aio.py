@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -22,3 +22,10 @@ async def shielded(awaitable: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await task
         raise
+
+
+async def cancel_all(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel the tasks and wait until every one has finished."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,13 +13,14 @@ from typing import Any, NamedTuple, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from runtime.aio import shielded
+from runtime.aio import cancel_all, shielded
 from runtime.log import DeadLetters, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
+STOP_COMMIT_S = 5.0
 
 
 class Consumed(NamedTuple):
@@ -94,7 +95,12 @@ class ProcessorLoop:
 
     async def _stop(self) -> None:
         try:
-            await self.commit()
+            # Bounded: aiokafka waits for a coordinator without end, and stopping must not
+            # hang while the broker is away. Records left uncommitted are redelivered.
+            async with asyncio.timeout(STOP_COMMIT_S):
+                await self.commit()
+        except TimeoutError:
+            log.warning("no final commit: the broker is unreachable", extra={"topic": self.topic})
         finally:
             await self.consumer.stop()
 
@@ -168,6 +174,4 @@ async def run_together(*coros: Any) -> None:
         for task in done:
             task.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(*tasks)
