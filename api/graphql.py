@@ -88,15 +88,26 @@ class Photo:
         )
 
 
+@strawberry.type(description="One event of a job's life, as appended to the log.")
+class JobEvent:
+    type: str = strawberry.field(description="JobRequested, JobDue, JobResolved or JobFailed.")
+    version: int
+    event_id: strawberry.ID
+    occurred_at: datetime
+
+
 @strawberry.type
 class Job:
     id: strawberry.ID
     status: JobStatus
     created_at: datetime | None
     due_at: datetime | None
+    delay_seconds: float | None = strawberry.field(description="The wait, decided at creation.")
     updated_at: datetime | None
+    version: int
     result: Photo | None
     error: str | None
+    history: list[JobEvent] = strawberry.field(description="The job's events, oldest first.")
 
     @classmethod
     def of(cls, view: JobView) -> Job:
@@ -105,9 +116,20 @@ class Job:
             status=JobStatus(view.status),
             created_at=view.created_at,
             due_at=view.due_at,
+            delay_seconds=view.delay_s,
             updated_at=view.updated_at,
+            version=view.version,
             result=Photo.of(view.result) if view.result else None,
             error=view.error,
+            history=[
+                JobEvent(
+                    type=e.type,
+                    version=e.version,
+                    event_id=strawberry.ID(e.event_id),
+                    occurred_at=e.occurred_at,
+                )
+                for e in view.history
+            ],
         )
 
 

@@ -44,27 +44,40 @@ class PhotoOut(BaseModel):
     user: PhotographerOut
 
 
+class JobEventOut(BaseModel):
+    """One event of the job's life, as appended to the log."""
+
+    type: str
+    version: int
+    event_id: str
+    occurred_at: datetime
+
+
 class JobOut(BaseModel):
-    """A job. `result` only when resolved, `error` only when failed."""
+    """A job. `result` only when resolved, `error` only when failed; `history` (its events,
+    oldest first) on a single job, not in lists."""
 
     id: str
     status: Status
     created_at: datetime | None
     due_at: datetime | None
+    delay_s: float | None
     updated_at: datetime | None
+    version: int
     result: PhotoOut | None = None
     error: str | None = None
+    history: list[JobEventOut] | None = None
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("result", "error"):
+        for name in ("result", "error", "history"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
 
     @classmethod
-    def of(cls, view: JobView) -> JobOut:
+    def of(cls, view: JobView, *, history: bool = False) -> JobOut:
         result = None
         if view.result is not None:
             photo = view.result
@@ -88,9 +101,12 @@ class JobOut(BaseModel):
             status=view.status,  # type: ignore[arg-type]
             created_at=view.created_at,
             due_at=view.due_at,
+            delay_s=view.delay_s,
             updated_at=view.updated_at,
+            version=view.version,
             result=result,
             error=view.error,
+            history=[JobEventOut(**_fields(e)) for e in view.history] if history else None,
         )
 
 
@@ -123,7 +139,7 @@ async def create_job(
     different body is refused with 422."""
     view = await _service(request).create(idempotency_key, body)
     response.headers["Location"] = f"/jobs/{view.id}"
-    return JobOut.of(view)
+    return JobOut.of(view, history=True)
 
 
 class JobCounts(BaseModel):
@@ -160,4 +176,4 @@ async def get_job(request: Request, job_id: str) -> JobOut:
     view = await _service(request).get(job_id)
     if view is None:
         raise HTTPException(404, f"no job with id {job_id!r}")
-    return JobOut.of(view)
+    return JobOut.of(view, history=True)

@@ -2,7 +2,12 @@
 
 Each event sets a fixed set of fields whose values come from the event alone, and the view
 records the highest per-job version applied. Applying an event whose version is not above the
-view's changes nothing, so redeliveries and replays are harmless.
+view's changes nothing, so redeliveries and replays are harmless. The job's event history is
+one of those fields: each event sets `history.<its version>`, so it too is set once, whatever
+the redeliveries.
+
+Field names are MongoDB `$set` paths (`history.1` sets key "1" of the `history` document);
+`set_fields` does the same to a plain dict, so the pure fold and the store agree.
 """
 
 from __future__ import annotations
@@ -17,12 +22,26 @@ from schema.codec import photo_from_dict
 
 PENDING, PROCESSING, RESOLVED, FAILED = "pending", "processing", "resolved", "failed"
 STATUSES = (PENDING, PROCESSING, RESOLVED, FAILED)
+HISTORY = "history"
 
 Doc = dict[str, Any]
 
 
 def changes(event: Event) -> Doc:
-    """The fields this event sets in its job's view."""
+    """The fields this event sets in its job's view, as `$set` paths."""
+    return {**_state_changes(event), f"{HISTORY}.{event.version}": history_entry(event)}
+
+
+def history_entry(event: Event) -> Doc:
+    return {
+        "type": event.TYPE,
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "version": event.version,
+    }
+
+
+def _state_changes(event: Event) -> Doc:
     at = event.occurred_at
     if isinstance(event, JobRequested):
         return {
@@ -41,11 +60,20 @@ def changes(event: Event) -> Doc:
     raise TypeError(f"no view change for {event.TYPE}")
 
 
+def set_fields(doc: Mapping[str, Any], fields: Mapping[str, Any]) -> Doc:
+    """`doc` with `fields` set as MongoDB's `$set` sets them (a dotted name is a path)."""
+    result = dict(doc)
+    for name, value in fields.items():
+        head, dot, rest = name.partition(".")
+        result[head] = set_fields(result.get(head) or {}, {rest: value}) if dot else value
+    return result
+
+
 def evolve(view: Mapping[str, Any] | None, event: Event) -> Doc:
     if view is not None and view["version"] >= event.version:
         return dict(view)
     base = dict(view) if view is not None else {"_id": event.job_id}
-    return {**base, **changes(event), "version": event.version}
+    return set_fields(base, {**changes(event), "version": event.version})
 
 
 def plan(events: Iterable[Event]) -> dict[str, tuple[int, Doc]]:
@@ -67,6 +95,16 @@ def plan(events: Iterable[Event]) -> dict[str, tuple[int, Doc]]:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One event of a job's life, as the read model keeps it."""
+
+    type: str
+    event_id: str
+    occurred_at: datetime
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobView:
     id: str
     status: str
@@ -74,12 +112,15 @@ class JobView:
     due_at: datetime | None
     updated_at: datetime | None
     version: int
+    delay_s: float | None = None
     result: Photo | None = None
     error: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> JobView:
         result = doc.get("result")
+        entries = (doc.get(HISTORY) or {}).values()
         return cls(
             id=doc["_id"],
             status=doc["status"],
@@ -87,6 +128,10 @@ class JobView:
             due_at=doc.get("due_at"),
             updated_at=doc.get("updated_at"),
             version=doc["version"],
+            delay_s=doc.get("delay_s"),
             result=photo_from_dict(result) if result is not None else None,
             error=doc.get("error"),
+            history=tuple(
+                sorted((HistoryEntry(**entry) for entry in entries), key=lambda e: e.version)
+            ),
         )

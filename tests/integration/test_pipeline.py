@@ -35,7 +35,10 @@ async def test_rest_job_resolves_with_a_photo_from_the_stand_in(system: System) 
     job = response.json()
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["status"] == "pending"
-    assert set(job) == {"id", "status", "created_at", "due_at", "updated_at"}
+    assert set(job) == {
+        "id", "status", "created_at", "due_at", "delay_s", "updated_at", "version", "history"
+    }  # fmt: skip
+    assert [entry["type"] for entry in job["history"]] == ["JobRequested"]
 
     # Read-your-writes: the creator can read the job at once, not after projection lag.
     read = await system.http.get(f"/jobs/{job['id']}")
@@ -53,8 +56,20 @@ async def test_rest_job_resolves_with_a_photo_from_the_stand_in(system: System) 
     assert image.status_code == 200
     assert image.headers["content-type"].startswith("image/svg+xml")
 
+    events = [e for e in await read_events(system.settings) if e.job_id == job["id"]]
+    assert resolved["history"] == [
+        {
+            "type": e.TYPE,
+            "version": e.version,
+            "event_id": e.event_id,
+            "occurred_at": e.occurred_at.isoformat().replace("+00:00", "Z"),
+        }
+        for e in events
+    ]
+    assert [e.TYPE for e in events] == ["JobRequested", "JobDue", "JobResolved"]
+
     listed = (await system.http.get("/jobs")).json()
-    assert listed["items"] == [resolved]
+    assert listed["items"] == [{k: v for k, v in resolved.items() if k != "history"}]
     assert listed["next_cursor"] is None
 
 
@@ -138,12 +153,19 @@ async def test_graphql_create_query_and_subscription(system: System) -> None:
 
     one = await _graphql(
         system,
-        "query($id: ID!) { job(id: $id) { id status result { id "
-        "altDescription user { name links { html } } } } }",
+        "query($id: ID!) { job(id: $id) { id status version delaySeconds result { id "
+        "altDescription user { name links { html } } } history { type version } } }",
         {"id": job["id"]},
     )
     assert one["job"]["status"] == "RESOLVED"
     assert one["job"]["result"]["user"]["name"]
+    assert one["job"]["version"] == 3
+    assert one["job"]["delaySeconds"] > 0
+    assert [(e["type"], e["version"]) for e in one["job"]["history"]] == [
+        ("JobRequested", 1),
+        ("JobDue", 2),
+        ("JobResolved", 3),
+    ]
     page = await _graphql(
         system,
         "{ jobs(first: 1) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }",

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.jobs.view import JobView, changes, evolve, plan
+from projections.jobs.view import JobView, changes, evolve, plan, set_fields
 from runtime.clock import utc_now
 from schema import Event
 from tests.unit.events import job_life
@@ -27,9 +27,9 @@ def apply_plan(docs: Docs, batch: list[Event]) -> Docs:
     for job_id, (version, fields) in plan(batch).items():
         current = result.get(job_id)
         if current is None:
-            result[job_id] = {"_id": job_id, **fields, "version": version}
+            result[job_id] = set_fields({"_id": job_id}, {**fields, "version": version})
         elif current["version"] < version:
-            result[job_id] = {**current, **fields, "version": version}
+            result[job_id] = set_fields(current, {**fields, "version": version})
     return result
 
 
@@ -48,6 +48,26 @@ def test_a_failed_job_keeps_its_reason_and_no_result() -> None:
     *_, failed = job_life("j", utc_now(), resolved=False)
     view = JobView.from_doc(reduce(evolve, job_life("j", utc_now(), resolved=False), None))  # type: ignore[arg-type]
     assert (view.status, view.error, view.result) == ("failed", failed.reason, None)  # type: ignore[attr-defined]
+
+
+def test_the_history_lists_each_event_once_in_order() -> None:
+    life = job_life("j", utc_now())
+    view = reduce(evolve, [life[0], life[1], life[0], life[2], life[1]], None)  # type: ignore[arg-type]
+    history = JobView.from_doc(view).history
+    assert [(e.type, e.version, e.event_id) for e in history] == [
+        (e.TYPE, e.version, e.event_id) for e in life
+    ]
+    assert [e.occurred_at for e in history] == [e.occurred_at for e in life]
+
+
+def test_set_fields_sets_dotted_paths_like_mongodb() -> None:
+    doc = {"_id": "j", "history": {"1": "a"}, "status": "pending"}
+    assert set_fields(doc, {"history.2": "b", "status": "processing"}) == {
+        "_id": "j",
+        "history": {"1": "a", "2": "b"},
+        "status": "processing",
+    }
+    assert doc["history"] == {"1": "a"}  # the input is left alone
 
 
 def test_stale_events_change_nothing() -> None:
