@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from jobline.standin.images import blur_hash_of, dish_for, render_svg
+from jobline.standin.images import blur_hash_for, dish_for, render_svg
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 _USERS = [("Ada Baker", "adabaker"), ("Kenji Sato", "kenjicooks"), ("Lúcia Prato", "luciaprato")]
@@ -137,7 +137,7 @@ def _photo(base: str, stand_in: StandIn) -> dict[str, Any]:
         "width": 4000,
         "height": 3000,
         "color": background,
-        "blur_hash": blur_hash_of(background),
+        "blur_hash": blur_hash_for(photo_id),
         "description": None,
         "alt_description": alt,
         "urls": {

@@ -1,79 +1,162 @@
-"""Small generated food pictures (SVG), one per stand-in photo id, so pages work offline."""
+"""Small generated food pictures (SVG), one per stand-in photo id, so pages work offline.
+
+A picture is a list of flat shapes. The same shapes are drawn as SVG and sampled on a coarse
+grid for the picture's BlurHash, so the placeholder a page paints while the image loads looks
+like the image, as Unsplash's do.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
-_BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+from jobline.standin.blurhash import encode
 
-Dish = Callable[[random.Random], str]
+WIDTH, HEIGHT = 400, 300
+SAMPLE_STEP = 10  # one sample per 10x10 square: a 40x30 grid
 
 
-def _pizza(rng: random.Random) -> str:
-    parts = [
-        '<circle cx="200" cy="150" r="105" fill="#e9b464"/>',
-        '<circle cx="200" cy="150" r="92" fill="#d9472b"/>',
-    ]
+@dataclass(frozen=True, slots=True)
+class Circle:
+    cx: float
+    cy: float
+    r: float
+    fill: str
+
+    def svg(self) -> str:
+        return (
+            f'<circle cx="{self.cx:.0f}" cy="{self.cy:.0f}" r="{self.r:.0f}" fill="{self.fill}"/>'
+        )
+
+    def covers(self, x: float, y: float) -> bool:
+        return (x - self.cx) ** 2 + (y - self.cy) ** 2 <= self.r**2
+
+
+@dataclass(frozen=True, slots=True)
+class Ellipse:
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    fill: str
+
+    def svg(self) -> str:
+        return (
+            f'<ellipse cx="{self.cx:.0f}" cy="{self.cy:.0f}" rx="{self.rx:.0f}" '
+            f'ry="{self.ry:.0f}" fill="{self.fill}"/>'
+        )
+
+    def covers(self, x: float, y: float) -> bool:
+        return ((x - self.cx) / self.rx) ** 2 + ((y - self.cy) / self.ry) ** 2 <= 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    fill: str
+    rx: float = 0
+    turn: int = 0  # degrees about (x, y); too small to matter in a BlurHash, which ignores it
+
+    def svg(self) -> str:
+        extra = f' rx="{self.rx:.0f}"' if self.rx else ""
+        if self.turn:
+            extra += f' transform="rotate({self.turn} {self.x:.0f} {self.y:.0f})"'
+        return (
+            f'<rect x="{self.x:.0f}" y="{self.y:.0f}" width="{self.width:.0f}" '
+            f'height="{self.height:.0f}" fill="{self.fill}"{extra}/>'
+        )
+
+    def covers(self, x: float, y: float) -> bool:
+        return self.x <= x <= self.x + self.width and self.y <= y <= self.y + self.height
+
+
+@dataclass(frozen=True, slots=True)
+class Bowl:
+    """A bowl seen from the side: the quadratic curve from (left, rim) to (right, rim) whose
+    control point lies 2 x depth below the rim's middle."""
+
+    left: float
+    right: float
+    rim: float
+    depth: float
+    fill: str
+
+    def svg(self) -> str:
+        middle = (self.left + self.right) / 2
+        return (
+            f'<path d="M{self.left:.0f} {self.rim:.0f} Q{middle:.0f} '
+            f'{self.rim + 2 * self.depth:.0f} {self.right:.0f} {self.rim:.0f} Z" '
+            f'fill="{self.fill}"/>'
+        )
+
+    def covers(self, x: float, y: float) -> bool:
+        half = (self.right - self.left) / 2
+        u = (x - self.left - half) / half
+        return abs(u) <= 1 and self.rim <= y <= self.rim + self.depth * (1 - u * u)
+
+
+Shape = Circle | Ellipse | Rect | Bowl
+Dish = Callable[[random.Random, str], list[Shape]]
+
+
+def _around(rng: random.Random, lo: float, hi: float) -> tuple[float, float]:
+    angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(lo, hi)
+    return 200 + dist * math.cos(angle), 150 + dist * math.sin(angle)
+
+
+def _pizza(rng: random.Random, background: str) -> list[Shape]:
+    shapes: list[Shape] = [Circle(200, 150, 105, "#e9b464"), Circle(200, 150, 92, "#d9472b")]
     for _ in range(rng.randint(6, 9)):
-        angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(15, 70)
-        x, y = 200 + dist * math.cos(angle), 150 + dist * math.sin(angle)
-        parts.append(f'<circle cx="{x:.0f}" cy="{y:.0f}" r="13" fill="#a3211a"/>')
+        shapes.append(Circle(*_around(rng, 15, 70), 13, "#a3211a"))
     for _ in range(10):
         x, y = rng.uniform(130, 270), rng.uniform(85, 215)
-        parts.append(f'<ellipse cx="{x:.0f}" cy="{y:.0f}" rx="9" ry="5" fill="#fff3c4"/>')
-    return "".join(parts)
+        shapes.append(Ellipse(x, y, 9, 5, "#fff3c4"))
+    return shapes
 
 
-def _salad(rng: random.Random) -> str:
-    parts = ['<ellipse cx="200" cy="170" rx="120" ry="60" fill="#f4f1ea"/>']
+def _salad(rng: random.Random, background: str) -> list[Shape]:
+    shapes: list[Shape] = [Ellipse(200, 170, 120, 60, "#f4f1ea")]
     for _ in range(26):
         x, y = rng.uniform(110, 290), rng.uniform(120, 185)
         color = rng.choice(["#5a9e3a", "#7cc242", "#3f7d2a", "#d8342c", "#f2c230"])
-        parts.append(
-            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(10, 20)}" fill="{color}"/>'
-        )
-    return "".join(parts)
+        shapes.append(Circle(x, y, rng.randint(10, 20), color))
+    return shapes
 
 
-def _donut(rng: random.Random) -> str:
+def _donut(rng: random.Random, background: str) -> list[Shape]:
     glaze = rng.choice(["#f48fb1", "#8d5524", "#fff0f5", "#ba68c8"])
-    parts = [
-        '<circle cx="200" cy="150" r="100" fill="#d9a05b"/>',
-        f'<circle cx="200" cy="150" r="86" fill="{glaze}"/>',
-    ]
+    shapes: list[Shape] = [Circle(200, 150, 100, "#d9a05b"), Circle(200, 150, 86, glaze)]
     for _ in range(30):
-        angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(45, 80)
-        x, y = 200 + dist * math.cos(angle), 150 + dist * math.sin(angle)
+        x, y = _around(rng, 45, 80)
         color = rng.choice(["#ffeb3b", "#4fc3f7", "#e53935", "#ffffff", "#66bb6a"])
-        parts.append(
-            f'<rect x="{x:.0f}" y="{y:.0f}" width="10" height="3" fill="{color}" '
-            f'transform="rotate({rng.randint(0, 180)} {x:.0f} {y:.0f})"/>'
-        )
-    parts.append('<circle cx="200" cy="150" r="32" fill="{bg}"/>')
-    return "".join(parts)
+        shapes.append(Rect(x, y, 10, 3, color, turn=rng.randint(0, 180)))
+    shapes.append(Circle(200, 150, 32, background))
+    return shapes
 
 
-def _sushi(rng: random.Random) -> str:
-    parts = ['<rect x="60" y="200" width="280" height="24" rx="6" fill="#3e2723"/>']
+def _sushi(rng: random.Random, background: str) -> list[Shape]:
+    shapes: list[Shape] = [Rect(60, 200, 280, 24, "#3e2723", rx=6)]
     for i in range(4):
         x = 80 + i * 62
         fish = rng.choice(["#ff7043", "#ef5350", "#ffab91", "#fff59d"])
-        parts.append(f'<rect x="{x}" y="160" width="52" height="40" rx="14" fill="#fafafa"/>')
-        parts.append(f'<rect x="{x - 2}" y="150" width="56" height="22" rx="10" fill="{fish}"/>')
-    return "".join(parts)
+        shapes.append(Rect(x, 160, 52, 40, "#fafafa", rx=14))
+        shapes.append(Rect(x - 2, 150, 56, 22, fish, rx=10))
+    return shapes
 
 
-def _fruit(rng: random.Random) -> str:
-    parts = ['<path d="M90 150 Q200 270 310 150 Z" fill="#8d6e63"/>']
+def _fruit(rng: random.Random, background: str) -> list[Shape]:
+    shapes: list[Shape] = [Bowl(90, 310, 150, 60, "#8d6e63")]
     for _ in range(7):
         x, y = rng.uniform(120, 280), rng.uniform(95, 145)
         color = rng.choice(["#e53935", "#fb8c00", "#fdd835", "#8e24aa", "#43a047"])
-        parts.append(
-            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{rng.randint(20, 30)}" fill="{color}"/>'
-        )
-    return "".join(parts)
+        shapes.append(Circle(x, y, rng.randint(20, 30), color))
+    return shapes
 
 
 DISHES: dict[str, tuple[Dish, str]] = {
@@ -93,18 +176,41 @@ def dish_for(seed: str) -> tuple[str, str, str]:
     return name, rng.choice(BACKGROUNDS), DISHES[name][1]
 
 
-def render_svg(seed: str, width: int = 400) -> str:
+def _shapes(seed: str) -> tuple[str, list[Shape], str]:
     name, background, alt = dish_for(seed)
-    body = DISHES[name][0](random.Random(seed + name)).replace("{bg}", background)
-    height = width * 3 // 4
+    shapes = DISHES[name][0](random.Random(seed + name), background)
+    return background, [Rect(0, 0, WIDTH, HEIGHT, background), *shapes], alt
+
+
+def render_svg(seed: str, width: int = WIDTH) -> str:
+    _, shapes, alt = _shapes(seed)
+    height = width * HEIGHT // WIDTH
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 400 300" role="img"><title>{alt}</title>'
-        f'<rect width="400" height="300" fill="{background}"/>{body}</svg>'
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img"><title>{alt}</title>'
+        f"{''.join(shape.svg() for shape in shapes)}</svg>"
     )
 
 
-def blur_hash_of(color: str) -> str:
-    """A valid one-component BlurHash for a flat colour (what the page shows while loading)."""
+def sample(seed: str) -> list[list[tuple[int, int, int]]]:
+    """The picture as rows of sRGB pixels, one per SAMPLE_STEP square (its centre's colour)."""
+    _, shapes, _ = _shapes(seed)
+    half = SAMPLE_STEP / 2
+    return [
+        [
+            _rgb(next(s.fill for s in reversed(shapes) if s.covers(x + half, y + half)))
+            for x in range(0, WIDTH, SAMPLE_STEP)
+        ]
+        for y in range(0, HEIGHT, SAMPLE_STEP)
+    ]
+
+
+@lru_cache(maxsize=1024)
+def blur_hash_for(seed: str) -> str:
+    """The picture's BlurHash: 4 x 3 components, as Unsplash's photos carry."""
+    return encode(sample(seed), components_x=4, components_y=3)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
     value = int(color.lstrip("#"), 16)
-    return "00" + "".join(_BASE83[(value // 83**i) % 83] for i in (3, 2, 1, 0))
+    return value >> 16, (value >> 8) & 255, value & 255
