@@ -114,6 +114,12 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
     async def page() -> Response:
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": csp})
 
+    @app.get("/job/{job_id}", include_in_schema=False)
+    async def job_page(job_id: str) -> Response:
+        """One job's view on the page (its data is at /jobs/{id}): the same page, which
+        reads the address and shows the job, so the address can be shared and reloaded."""
+        return await page()
+
     @app.get("/config.json", include_in_schema=False)
     async def config() -> dict[str, object]:
         return {

@@ -1,17 +1,19 @@
 // The job board: REST for snapshots and creation, GraphQL (graphql-transport-ws) for live updates.
-// Data from the server is only ever set as text or attributes, never parsed as HTML.
+// One page, two views: the board at / and one job's detail at /job/{id}.
+
+import { config, countdown, credit, el, photoFrame, seconds } from "./dom.js";
+import { detailView } from "./detail.js";
 
 const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2 };
 const PING_EVERY_MS = 10000;
 const PONG_TIMEOUT_MS = 5000;
 const JOB_FIELDS = `id status createdAt dueAt updatedAt error
-  result { id altDescription color width height urls { small regular } links { html }
+  result { id altDescription color blurHash width height urls { small regular } links { html }
            user { name username links { html } } }`;
 
 const jobs = new Map();
 const list = document.getElementById("jobs");
 const connection = document.getElementById("connection");
-let appName = "jobline";
 
 function fromGraphQL(job) {
   const r = job.result;
@@ -19,7 +21,8 @@ function fromGraphQL(job) {
     id: job.id, status: job.status.toLowerCase(), created_at: job.createdAt,
     due_at: job.dueAt, updated_at: job.updatedAt, error: job.error,
     result: r && { id: r.id, alt_description: r.altDescription, color: r.color,
-      urls: r.urls, links: r.links, user: r.user },
+      blur_hash: r.blurHash, width: r.width, height: r.height, urls: r.urls, links: r.links,
+      user: r.user },
   };
 }
 
@@ -28,29 +31,7 @@ function upsert(job) {
   if (known && RANK[known.status] > RANK[job.status]) return;
   jobs.set(job.id, job);
   render(job);
-}
-
-function referral(url) {
-  let u;
-  try { u = new URL(url, location.href); } catch { return null; }
-  if (u.protocol !== "https:" && u.protocol !== "http:") return null;  // no javascript: links
-  u.searchParams.set("utm_source", appName);
-  u.searchParams.set("utm_medium", "referral");
-  return u.href;
-}
-
-function link(url, text) {
-  const href = referral(url);
-  return href ? el("a", { href, text, rel: "noopener" }) : el("span", { text });
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  node.append(...children);
-  return node;
+  if (job.id === detail.id) detail.refresh();
 }
 
 function newer(a, b) {  // the server's order: created_at, then id, both descending
@@ -58,37 +39,28 @@ function newer(a, b) {  // the server's order: created_at, then id, both descend
   return at > 0 || (at === 0 && a.id > b.id);
 }
 
-function countdown(job) {
-  const left = Math.max(0, Math.ceil((Date.parse(job.due_at) - Date.now()) / 1000));
-  return left > 0 ? `due in ${left} s` : "due now";
-}
-
 function render(job) {
   let card = document.getElementById(`job-${job.id}`);
+  if (card?.dataset.status === job.status) return;  // a status's card never changes: keep it
   if (!card) {
     card = el("li", { class: "job", id: `job-${job.id}` });
     card.dataset.created = Date.parse(job.created_at) || 0;
     list.insertBefore(card, [...list.children].find((c) => newer(card, c)) || null);
   }
   card.dataset.status = job.status;
-  const photo = el("div", { class: "photo" });
-  const meta = el("div", { class: "meta" });
-  const status = el("span", { class: "status", text: job.status });
-  meta.append(status);
+  const meta = el("div", { class: "meta" }, el("span", { class: "status", text: job.status }));
   if (job.status === "pending") meta.append(" · ", el("span", { class: "countdown", text: countdown(job) }));
+  let photo;
   if (job.status === "resolved" && job.result) {
-    const r = job.result;
-    if (r.color) photo.style.background = r.color;
-    photo.append(el("img", { src: r.urls.small, alt: r.alt_description || "food photo", loading: "lazy" }));
-    meta.append(el("div", { class: "credit" }, "Photo by ", link(r.user.links.html, r.user.name),
-      " on ", link(r.links.html, "Unsplash")));
-  } else if (job.status === "failed") {
-    photo.textContent = "no photo";
-    meta.append(el("div", { class: "error", text: job.error || "failed" }));
+    photo = photoFrame(job.result, "small");
+    meta.append(credit(job.result));
   } else {
-    photo.textContent = job.status === "processing" ? "fetching photo…" : "waiting…";
+    const waiting = job.status === "processing" ? "fetching photo…" : "waiting…";
+    photo = el("div", { class: "photo", text: job.status === "failed" ? "no photo" : waiting });
+    if (job.status === "failed") meta.append(el("p", { class: "error", text: job.error || "failed" }));
   }
-  meta.append(el("div", { class: "id", text: job.id }));
+  meta.append(el("a", { class: "id", href: `/job/${encodeURIComponent(job.id)}`, "data-route": "",
+    "aria-label": `Details of job ${job.id}`, text: job.id }));
   card.replaceChildren(photo, meta);
   document.getElementById("empty").hidden = jobs.size > 0;
 }
@@ -202,6 +174,7 @@ async function flush() {
 }
 
 async function catchUp() {  // after a reconnect: the newest page, and every unfinished job
+  if (detail.id !== null) detail.refresh();
   await snapshot();
   const open = [...jobs.values()].filter((job) => RANK[job.status] < 2);
   await Promise.all(open.map(async (job) => {
@@ -259,11 +232,48 @@ function live(attempt = 0) {
   };
 }
 
-setInterval(() => {
-  for (const card of list.querySelectorAll('.job[data-status="pending"] .countdown')) {
-    const job = jobs.get(card.closest(".job").id.slice(4));
-    if (job) card.textContent = countdown(job);
+// Two views: the board at /, one job at /job/{id}, reached by a link (no reload) or directly.
+const board = document.getElementById("board");
+const detailSection = document.getElementById("detail");
+const detail = detailView(detailSection);
+let boardScroll = 0;
+
+function route() {
+  const match = location.pathname.match(/^\/job\/([^/]+)$/);
+  const id = match && decodeURIComponent(match[1]);
+  if (id && id !== detail.id) {
+    if (detail.id === null) boardScroll = window.scrollY;
+    board.hidden = true;
+    detailSection.hidden = false;
+    document.title = `Job ${id.slice(0, 8)} · jobline`;
+    window.scrollTo(0, 0);
+    detail.show(id);
+  } else if (!id && detail.id !== null) {
+    const left = detail.id;
+    detail.id = null;
+    detailSection.hidden = true;
+    board.hidden = false;
+    document.title = "jobline · food photo jobs";
+    window.scrollTo(0, boardScroll);
+    document.querySelector(`#job-${CSS.escape(left)} a.id`)?.focus({ preventScroll: true });
   }
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-route]");
+  if (!anchor || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  event.preventDefault();
+  if (anchor.href !== location.href) history.pushState(null, "", anchor.href);
+  route();
+});
+window.addEventListener("popstate", route);
+
+setInterval(() => {
+  for (const node of list.querySelectorAll('.job[data-status="pending"] .countdown')) {
+    const job = jobs.get(node.closest(".job").id.slice(4));
+    if (job) node.textContent = countdown(job);
+  }
+  detail.countdown();
 }, 1000);
 
 window.addEventListener("online", () => {  // back: reconnect now, not at the next backoff
@@ -282,18 +292,16 @@ document.getElementById("create-form").addEventListener("submit", (event) => {
 new IntersectionObserver((entries) => {
   if (entries.some((entry) => entry.isIntersecting)) loadMore();
 }).observe(document.getElementById("more"));
-function duration(seconds) {
-  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60}\u00a0min` : `${seconds}\u00a0s`;
-}
 
-fetch("/config.json").then((r) => r.json()).then((config) => {
-  appName = config.app_name;
+fetch("/config.json").then((r) => r.json()).then((settings) => {
+  config.appName = settings.app_name;
   document.getElementById("delay").textContent =
-    `${duration(config.delay_s.min)} to ${duration(config.delay_s.max)}`;
-  if (config.photo_source === "stand-in") {
+    `${seconds(settings.delay_s.min)} to ${seconds(settings.delay_s.max)}`;
+  if (settings.photo_source === "stand-in") {
     const source = document.getElementById("source");
     source.textContent = "Photos come from the local Unsplash stand-in (no Unsplash access key is set).";
     source.hidden = false;
   }
 });
+route();
 live();

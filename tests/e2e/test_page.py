@@ -55,7 +55,7 @@ async def test_create_on_the_page_and_see_the_photo_arrive_live(
 async def test_several_jobs_at_once_and_the_counters_follow(
     browser: Browser, system: System, artifacts: Path
 ) -> None:
-    page = await browser.new_page(viewport={"width": 1200, "height": 900})
+    page = await browser.new_page(viewport={"width": 1200, "height": 900}, reduced_motion="reduce")
     await page.goto(system.base_url + "/")
     await expect(page.locator("#connection")).to_have_text("live")
     await page.get_by_label("Jobs", exact=True).fill("4")
@@ -63,11 +63,13 @@ async def test_several_jobs_at_once_and_the_counters_follow(
     await expect(page.locator(".job")).to_have_count(4)
     await expect(page.locator("#count-resolved")).to_have_text("4", timeout=20_000)
     await expect(page.locator("#count-pending")).to_have_text("0")
-    await expect(page.locator(".job .photo img")).to_have_count(4)
+    await expect(page.locator(".job .photo.loaded img")).to_have_count(4)
     await page.screenshot(path=str(artifacts / "board-desktop.png"), full_page=True)
-    phone = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = await browser.new_page(
+        viewport={"width": 390, "height": 844}, is_mobile=True, reduced_motion="reduce"
+    )
     await phone.goto(system.base_url + "/")
-    await expect(phone.locator(".job .photo img")).to_have_count(4)
+    await expect(phone.locator(".job .photo.loaded img")).to_have_count(4)
     await expect(phone.locator("#count-resolved")).to_have_text("4")
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the board overflows a phone's width"

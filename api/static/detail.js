@@ -1,0 +1,139 @@
+// One job's own view, at /job/{id}: every field, and the events of its life.
+
+import { countdown, credit, el, link, photoFrame, safeColour, seconds } from "./dom.js";
+
+const WHAT_HAPPENED = {
+  JobRequested: (job) => `requested; waits ${job.delay_s == null ? "?" : seconds(job.delay_s)}`,
+  JobDue: () => "due: the fetcher asks Unsplash for a photo",
+  JobResolved: (job) => (job.result ? `photo ${job.result.id} by ${job.result.user.name}` : "resolved"),
+  JobFailed: (job) => `failed: ${job.error || "no reason given"}`,
+};
+
+function when(iso) {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return el("span", { text: "—" });
+  const text = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  return el("time", { datetime: at.toISOString(), title: at.toISOString(), text });
+}
+
+function field(list, term, ...value) {
+  list.append(el("div", {}, el("dt", { text: term }), el("dd", {}, ...value)));
+}
+
+function jobFields(job) {
+  const list = el("dl", { class: "fields", "aria-label": "Job fields" });
+  field(list, "ID", el("code", { text: job.id }));
+  field(list, "Status", el("span", { class: "status", text: job.status }),
+    ...(job.status === "pending" ? [" · ", el("span", { class: "countdown", text: countdown(job) })] : []));
+  field(list, "Created", when(job.created_at));
+  field(list, "Due", when(job.due_at));
+  if (job.delay_s != null) field(list, "Delay", seconds(job.delay_s));
+  field(list, "Updated", when(job.updated_at));
+  field(list, "Version", String(job.version));
+  if (job.error) field(list, "Error", el("span", { class: "error", text: job.error }));
+  return list;
+}
+
+function photoFields(photo) {
+  const list = el("dl", { class: "fields", "aria-label": "Photo fields" });
+  field(list, "Photo ID", el("code", { text: photo.id }));
+  field(list, "Description", photo.alt_description || "—");
+  field(list, "Size", `${photo.width} × ${photo.height} px`);
+  const colour = safeColour(photo.color);
+  const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+  if (colour) swatch.style.backgroundColor = colour;
+  field(list, "Colour", swatch, photo.color || "—");
+  field(list, "BlurHash", el("code", { text: photo.blur_hash || "—" }));
+  field(list, "Photographer", link(photo.user.links.html, photo.user.name),
+    ` (@${photo.user.username})`);
+  field(list, "On Unsplash", link(photo.links.html, "photo page"));
+  const sizes = el("span", { class: "sizes" });
+  for (const size of ["thumb", "small", "regular", "full", "raw"]) {
+    sizes.append(link(photo.urls[size], size), " ");
+  }
+  field(list, "Image", sizes);
+  return list;
+}
+
+function history(job) {
+  const events = job.history || [];
+  const start = Date.parse(events[0]?.occurred_at);
+  const list = el("ol", { class: "history" });
+  for (const event of events) {
+    const after = (Date.parse(event.occurred_at) - start) / 1000;
+    const describe = WHAT_HAPPENED[event.type] || (() => "");
+    list.append(el("li", { "data-type": event.type },
+      el("span", { class: "event-type", text: event.type }),
+      el("span", { class: "event-at" }, when(event.occurred_at),
+        event.version > 1 ? ` (+${after.toFixed(1)} s)` : ""),
+      el("span", { class: "event-what", text: describe(job) }),
+      el("code", { class: "event-id", title: "event id", text: `v${event.version} · ${event.event_id}` })));
+  }
+  return list;
+}
+
+function renderDetail(section, job) {
+  const heading = el("h2", { tabindex: "-1", text: `Job ${job.id.slice(0, 8)}` });
+  const photo = job.result ? photoFrame(job.result, "regular")
+    : el("div", { class: "photo", text: job.status === "failed" ? "no photo" : "no photo yet" });
+  const facts = el("div", { class: "facts" }, jobFields(job));
+  if (job.result) facts.append(credit(job.result), el("h3", { text: "Photo" }), photoFields(job.result));
+  section.dataset.status = job.status;
+  section.replaceChildren(
+    el("a", { href: "/", class: "back", "data-route": "", text: "← All jobs" }),
+    heading,
+    el("div", { class: "detail-grid" }, photo, facts),
+    el("h3", { text: "Event history" }),
+    history(job),
+  );
+  return heading;
+}
+
+function renderAbsent(section, id, message) {
+  const heading = el("h2", { tabindex: "-1", text: "Job not found" });
+  section.dataset.status = "absent";
+  section.replaceChildren(
+    el("a", { href: "/", class: "back", "data-route": "", text: "← All jobs" }),
+    heading,
+    el("p", { class: "error", text: message }),
+    el("p", {}, "Job ID: ", el("code", { text: id })),
+  );
+  return heading;
+}
+
+// The view of one job in `section`: `show(id)` loads it, `refresh()` reloads it (after a live
+// update or a reconnect); `job` is what it shows, null when nothing or a problem.
+export function detailView(section) {
+  const view = { id: null, job: null };
+
+  view.refresh = async () => {
+    const id = view.id;
+    let response;
+    try {
+      response = await fetch(`/jobs/${encodeURIComponent(id)}`);
+    } catch {
+      if (!view.job) return renderAbsent(section, id, "Could not reach the server; retrying when the connection is back.");
+      return null;
+    }
+    if (id !== view.id) return null;  // the user has moved on meanwhile
+    if (response.ok) {
+      view.job = await response.json();
+      return renderDetail(section, view.job);
+    }
+    if (response.status === 404) return renderAbsent(section, id, "There is no job with this ID.");
+    if (!view.job) return renderAbsent(section, id, `The server answered ${response.status}; retrying.`);
+    return null;
+  };
+
+  view.show = async (id) => {
+    Object.assign(view, { id, job: null });
+    section.replaceChildren();
+    (await view.refresh())?.focus();
+  };
+
+  view.countdown = () => {
+    const node = section.querySelector('[data-status="pending"] .countdown');
+    if (node && view.job) node.textContent = countdown(view.job);
+  };
+  return view;
+}

@@ -1,0 +1,65 @@
+// Building the page's elements. Data from the server is only ever set as text or attributes,
+// never parsed as HTML.
+
+import { blurCanvas } from "./blurhash.js";
+
+export const config = { appName: "jobline" };
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+// An Unsplash link with the referral parameters its guidelines ask for; null unless http(s).
+export function referral(url) {
+  let u;
+  try { u = new URL(url, location.href); } catch { return null; }
+  if (u.protocol !== "https:" && u.protocol !== "http:") return null;  // no javascript: links
+  u.searchParams.set("utm_source", config.appName);
+  u.searchParams.set("utm_medium", "referral");
+  return u.href;
+}
+
+export function link(url, text) {
+  const href = referral(url);
+  return href ? el("a", { href, text, rel: "noopener" }) : el("span", { text });
+}
+
+export function credit(photo) {
+  return el("p", { class: "credit" }, "Photo by ", link(photo.user.links.html, photo.user.name),
+    " on ", link(photo.links.html, "Unsplash"));
+}
+
+export function secondsLeft(job) {
+  return Math.max(0, Math.ceil((Date.parse(job.due_at) - Date.now()) / 1000));
+}
+
+export function countdown(job) {
+  const left = secondsLeft(job);
+  return left > 0 ? `due in ${left} s` : "due now";
+}
+
+export function seconds(value) {
+  return value >= 60 && value % 60 === 0 ? `${value / 60}\u00a0min` : `${value}\u00a0s`;
+}
+
+const HEX_COLOUR = /^#[0-9a-f]{6}$/i;
+export const safeColour = (value) => (HEX_COLOUR.test(value || "") ? value : null);
+
+// The photo in a frame that shows its colour, then its BlurHash, until the image has loaded.
+export function photoFrame(photo, size) {
+  const frame = el("div", { class: "photo" });
+  const colour = safeColour(photo.color);
+  if (colour) frame.style.backgroundColor = colour;
+  const placeholder = photo.blur_hash && blurCanvas(photo.blur_hash, photo.width / photo.height);
+  if (placeholder) frame.append(placeholder);
+  const img = el("img", { src: photo.urls[size], alt: photo.alt_description || "food photo",
+    loading: "lazy", decoding: "async" });
+  img.addEventListener("load", () => frame.classList.add("loaded"), { once: true });
+  frame.append(img);
+  return frame;
+}
