@@ -100,7 +100,7 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
     csp = "; ".join(
         [
             "default-src 'self'",
-            f"img-src 'self' data: {UNSPLASH_IMAGES}{' ' + photo_origin if stand_in else ''}",
+            f"img-src 'self' {UNSPLASH_IMAGES}{' ' + photo_origin if stand_in else ''}",
             "connect-src 'self'",
             "script-src 'self'",
             "style-src 'self'",

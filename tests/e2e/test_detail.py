@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import blurhash
 import pytest
@@ -89,6 +90,16 @@ async def test_a_job_has_its_own_address_that_reloads(
     await page.go_back()
     await _expect_detail_of(page, job)
     assert errors == []
+
+    phone = await browser.new_page(
+        viewport={"width": 390, "height": 844}, is_mobile=True, reduced_motion="reduce"
+    )
+    await phone.goto(f"{system.base_url}/job/{job_id}")
+    await _expect_detail_of(phone, job)
+    await expect(phone.locator("#detail .photo")).to_have_class("photo loaded")
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "a job's view overflows a phone's width"
+    await phone.screenshot(path=str(artifacts / "job-detail-phone.png"), full_page=True)
 
 
 async def test_the_job_view_follows_the_job_live(
@@ -220,3 +231,30 @@ async def test_everything_works_from_the_keyboard(browser: Browser, system: Syst
     assert all(stop["outline"] != "none" for stop in stops), [
         s for s in stops if s["outline"] == "none"
     ]
+
+
+_VIOLATION = """(make) => new Promise((resolve) => {
+    document.addEventListener("securitypolicyviolation",
+        (e) => resolve(e.violatedDirective), { once: true });
+    const node = document.createElement(make.tag);
+    Object.assign(node, make.props);
+    document.body.append(node);
+})"""
+
+
+async def test_the_page_policy_forbids_inline_script_and_foreign_images(
+    browser: Browser, system: System
+) -> None:
+    photo_host = "{0.scheme}://{0.netloc}".format(urlsplit(system.settings.unsplash_base_url))
+    for path in ("/", "/job/some-id"):
+        policy = (await system.http.get(path)).headers["content-security-policy"]
+        rules = dict(rule.split(" ", 1) for rule in policy.split("; "))
+        assert rules["script-src"] == "'self'"
+        assert rules["img-src"] == f"'self' https://images.unsplash.com {photo_host}"
+    page = await browser.new_page()
+    await page.goto(system.base_url + "/")
+    inline = {"tag": "script", "props": {"textContent": "window.ran = true"}}
+    assert await page.evaluate(_VIOLATION, inline) == "script-src-elem"
+    assert await page.evaluate("window.ran") is None
+    foreign = {"tag": "img", "props": {"src": "http://192.0.2.1/x.png"}}
+    assert await page.evaluate(_VIOLATION, foreign) == "img-src"
