@@ -72,7 +72,8 @@ def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[n
             stack.push_async_callback(feed_client.close)
             db = database(client, settings)
             views = MongoJobViews(db["jobs"])
-            await views.ensure_indexes()
+            if await views.prepare():
+                log.warning("read model is of an older shape; the projection rebuilds it")
             feed = JobFeed(database(feed_client, settings)["jobs"])
             stack.push_async_callback(cancel_all, asyncio.create_task(feed.run()))
             app.state.feed = feed

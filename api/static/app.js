@@ -31,7 +31,7 @@ function upsert(job) {
   if (known && RANK[known.status] > RANK[job.status]) return;
   jobs.set(job.id, job);
   render(job);
-  if (job.id === detail.id) detail.refresh();
+  if (job.id === detail.id && known?.status !== job.status) detail.refresh();
 }
 
 function newer(a, b) {  // the server's order: created_at, then id, both descending

@@ -117,8 +117,10 @@ export function detailView(section) {
     }
     if (id !== view.id) return null;  // the user has moved on meanwhile
     if (response.ok) {
-      view.job = await response.json();
-      return renderDetail(section, view.job);
+      const job = await response.json();
+      if (job.version === view.job?.version) return null;  // unchanged: keep focus and photo
+      view.job = job;
+      return renderDetail(section, job);
     }
     if (response.status === 404) return renderAbsent(section, id, "There is no job with this ID.");
     if (!view.job) return renderAbsent(section, id, `The server answered ${response.status}; retrying.`);

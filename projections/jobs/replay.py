@@ -57,6 +57,7 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
                 }
             )
             result.swapped = True
+            await rebuilt.mark_current()
         finally:
             if not result.swapped:
                 await scratch.drop()

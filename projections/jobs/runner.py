@@ -7,7 +7,8 @@ import logging
 
 from pymongo.errors import PyMongoError
 
-from projections.jobs.store import MongoJobViews
+from projections.jobs.replay import replay
+from projections.jobs.store import SHAPE, MongoJobViews
 from runtime.consuming import Consumed
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
@@ -48,8 +49,20 @@ async def run(settings: Settings) -> None:
     client = open_store(settings)
     try:
         views = MongoJobViews(database(client, settings)["jobs"])
-        await views.ensure_indexes()
+        if await views.prepare():
+            await rebuild_stale(settings)
         async with processor_kit(settings, "projection") as kit:
             await kit.loop.run(ProjectionHandler(views, kit.tracker, kit.topic))
     finally:
         await client.close()
+
+
+async def rebuild_stale(settings: Settings) -> None:
+    """The stored documents predate this code's shape: rebuild them from the log before
+    projecting (the API keeps serving the old ones until the atomic swap)."""
+    log.warning("read model is of an older shape; rebuilding it from the log")
+    done = await replay(settings, lambda done, total: None)
+    log.warning(
+        "read model rebuilt",
+        extra={"events": done.events, "documents": done.documents, "shape": SHAPE},
+    )

@@ -19,6 +19,11 @@ from schema import Event
 
 DUPLICATE_KEY = 11000
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+# The shape of the documents this code writes. Bump it when a change of `view.py` makes the
+# stored documents stale; a projection that finds an older shape rebuilds them from the log.
+# 1: no history. 2: each job keeps its event history.
+SHAPE = 2
+SHAPES = "read_model_shapes"  # {_id: read model's name, version: its documents' shape}
 
 
 class InvalidCursor(ValueError):
@@ -37,6 +42,23 @@ class JobReadStore(Protocol):
 class MongoJobViews:
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
+
+    async def prepare(self, name: str = "jobs") -> bool:
+        """Indexes, and the shape check: True when the documents stored under `name` are
+        of an older shape than SHAPE, so the read model must be rebuilt from the log. An
+        empty read model is of the current shape from the start."""
+        await self.ensure_indexes()
+        shapes = self.collection.database[SHAPES]
+        found = await shapes.find_one({"_id": name})
+        if found is None and await self.collection.find_one({}, {"_id": 1}) is None:
+            await shapes.update_one({"_id": name}, {"$setOnInsert": {"version": SHAPE}}, True)
+            return False
+        return found is None or found["version"] < SHAPE
+
+    async def mark_current(self, name: str = "jobs") -> None:
+        """Record that the documents under `name` are of the current shape."""
+        shapes = self.collection.database[SHAPES]
+        await shapes.update_one({"_id": name}, {"$max": {"version": SHAPE}}, upsert=True)
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index(NEWEST_FIRST, name="newest_first")

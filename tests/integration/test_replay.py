@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from projections.jobs.replay import replay
+from projections.jobs.store import SHAPE, SHAPES
 from runtime.store import database
 from tests.conftest import StandInServer, System
 from tests.logread import read_topic
@@ -127,3 +128,30 @@ async def test_verify_reports_a_tampered_document(system: System, stand_in: Stan
     assert tampered.returncode == 1
     assert f"{jobs[0]['id']}: differs in status" in tampered.stdout
     assert "1 differences" in tampered.stdout
+
+
+async def test_a_read_model_of_an_older_shape_is_rebuilt_when_the_projection_starts(
+    system: System, stand_in: StandInServer
+) -> None:
+    jobs = await _jobs_with_history(system, stand_in)
+    current = await _snapshot(system)
+    assert all(len(doc["history"]) == 3 for doc in current)
+    await system.stop("projection")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    db = database(client, system.settings)
+    try:
+        # What the code before per-job history wrote: no history, no shape record.
+        await db["jobs"].update_many({}, {"$unset": {"history": ""}})
+        await db[SHAPES].delete_many({})
+        calls_before = stand_in.state.requests
+
+        system.start("projection")
+        for _ in range(300):
+            if await db["jobs"].count_documents({"history": {"$exists": True}}) == len(jobs):
+                break
+            await asyncio.sleep(0.1)
+        assert await _snapshot(system) == current
+        assert await db[SHAPES].find_one({"_id": "jobs"}) == {"_id": "jobs", "version": SHAPE}
+        assert stand_in.state.requests == calls_before, "the rebuild called Unsplash"
+    finally:
+        await client.close()
