@@ -14,6 +14,10 @@ const JOB_FIELDS = `id status createdAt dueAt updatedAt error
 const jobs = new Map();
 const list = document.getElementById("jobs");
 const connection = document.getElementById("connection");
+const board = document.getElementById("board");
+const detailSection = document.getElementById("detail");
+const detail = detailView(detailSection);
+let boardScroll = 0;
 
 function fromGraphQL(job) {
   const r = job.result;
@@ -233,14 +237,15 @@ function live(attempt = 0) {
 }
 
 // Two views: the board at /, one job at /job/{id}, reached by a link (no reload) or directly.
-const board = document.getElementById("board");
-const detailSection = document.getElementById("detail");
-const detail = detailView(detailSection);
-let boardScroll = 0;
+function go(href, { refocus = true } = {}) {
+  if (href !== location.href) history.pushState(null, "", href);
+  route({ refocus });
+}
 
-function route() {
+function route({ refocus = true } = {}) {
   const match = location.pathname.match(/^\/job\/([^/]+)$/);
-  const id = match && decodeURIComponent(match[1]);
+  let id = match && match[1];
+  try { id = id && decodeURIComponent(id); } catch { /* not percent-encoding: the id as written */ }
   if (id && id !== detail.id) {
     if (detail.id === null) boardScroll = window.scrollY;
     board.hidden = true;
@@ -255,7 +260,7 @@ function route() {
     board.hidden = false;
     document.title = "jobline · food photo jobs";
     window.scrollTo(0, boardScroll);
-    document.querySelector(`#job-${CSS.escape(left)} a.id`)?.focus({ preventScroll: true });
+    if (refocus) document.querySelector(`#job-${CSS.escape(left)} a.id`)?.focus({ preventScroll: true });
   }
 }
 
@@ -263,10 +268,9 @@ document.addEventListener("click", (event) => {
   const anchor = event.target.closest("a[data-route]");
   if (!anchor || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   event.preventDefault();
-  if (anchor.href !== location.href) history.pushState(null, "", anchor.href);
-  route();
+  go(anchor.href);
 });
-window.addEventListener("popstate", route);
+window.addEventListener("popstate", () => route());
 
 setInterval(() => {
   for (const node of list.querySelectorAll('.job[data-status="pending"] .countdown')) {
@@ -287,6 +291,7 @@ queue().forEach(showQueued);
 document.getElementById("create-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const howMany = Math.min(50, Math.max(1, Number(document.getElementById("how-many").value) || 1));
+  if (detail.id !== null) go(new URL("/", location.href).href, { refocus: false });  // to see them
   createJobs(howMany);
 });
 new IntersectionObserver((entries) => {

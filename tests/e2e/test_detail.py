@@ -81,6 +81,7 @@ async def test_a_job_has_its_own_address_that_reloads(
 
     await page.reload()
     await _expect_detail_of(page, job)
+    await _mark(page)
     await expect(page).to_have_title(f"Job {job_id[:8]} · jobline")
 
     await page.get_by_role("link", name="← All jobs").click()
@@ -89,6 +90,10 @@ async def test_a_job_has_its_own_address_that_reloads(
     await expect(page.locator(f"#job-{job_id}")).to_have_attribute("data-status", "resolved")
     await page.go_back()
     await _expect_detail_of(page, job)
+    await page.get_by_role("button", name="Create job").click()  # from a job's view
+    await expect(page).to_have_url(f"{system.base_url}/")  # the board, to see the new one
+    await expect(page.locator(".job")).to_have_count(2)
+    assert await _not_reloaded(page)
     assert errors == []
 
     phone = await browser.new_page(
@@ -123,10 +128,14 @@ async def test_the_job_view_follows_the_job_live(
 
 async def test_an_unknown_address_says_so(browser: Browser, system: System) -> None:
     page = await browser.new_page()
+    errors = _errors(page)
+    await page.goto(system.base_url + "/job/%E0%A4%A")  # not even percent-encoding
+    await expect(page.locator("#detail code")).to_have_text("%E0%A4%A")
     await page.goto(system.base_url + "/job/no-such-job")
     await expect(page.get_by_role("heading", level=2)).to_have_text("Job not found")
     await expect(page.locator("#detail")).to_contain_text("There is no job with this ID.")
     await expect(page.locator("#detail code")).to_have_text("no-such-job")
+    assert [e for e in errors if "404" not in e] == []  # the browser logs the 404 it fetched
     await page.get_by_role("link", name="← All jobs").click()
     await expect(page.locator("#board")).to_be_visible()
 
