@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api.counts import LiveCounts
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
@@ -74,9 +75,12 @@ def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[n
             views = MongoJobViews(db["jobs"])
             if await views.prepare():
                 log.warning("read model is of an older shape; the projection rebuilds it")
-            feed = JobFeed(database(feed_client, settings)["jobs"])
-            stack.push_async_callback(cancel_all, asyncio.create_task(feed.run()))
+            counts = LiveCounts(views.counts)
+            feed = JobFeed(database(feed_client, settings)["jobs"], on_change=counts.changed)
+            tasks = [asyncio.create_task(feed.run()), asyncio.create_task(counts.run())]
+            stack.push_async_callback(cancel_all, *tasks)
             app.state.feed = feed
+            app.state.counts = counts
             app.state.jobs = JobService(
                 settings=settings,
                 publisher=KafkaEventPublisher(producer, settings.topics.jobs, after_ack),

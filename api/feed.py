@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,9 +56,17 @@ class Subscription:
 
 
 class JobFeed:
-    def __init__(self, collection: AsyncCollection[Document], queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        queue_size: int = 256,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`on_change` is called after each change, and whenever changes may have been
+        missed (the stream was (re)opened), for state derived from all jobs."""
         self._collection = collection
         self._queue_size = queue_size
+        self._on_change = on_change
         self._subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
 
@@ -70,6 +78,7 @@ class JobFeed:
                     full_document="updateLookup", resume_after=token
                 ) as stream:
                     self.ready.set()
+                    self._on_change()
                     async for change in stream:
                         if change["operationType"] == "invalidate":
                             # The collection was replaced (jobline replay swapped in a rebuilt
@@ -80,6 +89,7 @@ class JobFeed:
                         doc = change.get("fullDocument")
                         if doc is not None:
                             self._fan_out(JobView.from_doc(doc))
+                        self._on_change()
             except PyMongoError as error:
                 if getattr(error, "code", None) in RESUME_POINT_LOST:
                     token = None  # the server no longer has our place; start from now

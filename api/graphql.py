@@ -17,6 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import Info
 
+from api.counts import LiveCounts
 from api.feed import JobFeed, SubscriberTooSlow
 from api.service import InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, encode_cursor
@@ -159,6 +160,10 @@ class JobCounts:
     failed: int
     total: int
 
+    @classmethod
+    def of(cls, counts: dict[str, int]) -> JobCounts:
+        return cls(**counts, total=sum(counts.values()))
+
 
 @strawberry.type
 class CreateJobPayload:
@@ -179,8 +184,7 @@ class Query:
 
     @strawberry.field(description="How many jobs are in each status.")
     async def job_counts(self, info: Info[Any, None]) -> JobCounts:
-        counts = await _service(info).counts()
-        return JobCounts(**counts, total=sum(counts.values()))
+        return JobCounts.of(await _service(info).counts())
 
     @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
     async def jobs(
@@ -226,6 +230,14 @@ class Subscription:
                     yield Job.of(current)
             async for view in subscription:
                 yield Job.of(view)
+
+    @strawberry.subscription(
+        description="How many jobs are in each status: now, then after changes (coalesced)."
+    )
+    async def job_counts(self, info: Info[Any, None]) -> AsyncGenerator[JobCounts, None]:
+        counts: LiveCounts = _request_app(info).state.counts
+        async for value in counts.subscribe():
+            yield JobCounts.of(value)
 
 
 def _request_app(info: Info[Any, None]) -> Any:

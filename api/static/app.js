@@ -85,7 +85,6 @@ async function snapshot() {  // the newest page, again: catches up after a recon
   for (const job of page.items) upsert(job);
   if (nextCursor === undefined) nextCursor = page.next_cursor;
   document.getElementById("empty").hidden = jobs.size > 0;
-  refreshCounts();
 }
 
 async function loadMore() {
@@ -102,22 +101,9 @@ async function loadMore() {
   }
 }
 
-let countsBusy = false;
-let countsAgain = false;
-async function refreshCounts() {  // at once, then coalesced while a request is in flight
-  if (countsBusy) { countsAgain = true; return; }
-  countsBusy = true;
-  try {
-    const response = await fetch("/job-counts");
-    if (response.ok) {
-      const counts = await response.json();
-      for (const status of Object.keys(RANK)) {
-        document.getElementById(`count-${status}`).textContent = counts[status];
-      }
-    }
-  } finally {
-    countsBusy = false;
-    if (countsAgain) { countsAgain = false; setTimeout(refreshCounts, 200); }
+function showCounts(counts) {  // pushed by the jobCounts subscription: now, then on changes
+  for (const status of Object.keys(RANK)) {
+    document.getElementById(`count-${status}`).textContent = counts[status];
   }
 }
 
@@ -173,7 +159,6 @@ async function flush() {
     }
   } finally {
     flushing = false;
-    refreshCounts();
   }
 }
 
@@ -208,6 +193,8 @@ function live(attempt = 0) {
     if (msg.type === "connection_ack") {
       ws.send(JSON.stringify({ id: "jobs", type: "subscribe",
         payload: { query: `subscription { jobUpdates { ${JOB_FIELDS} } }` } }));
+      ws.send(JSON.stringify({ id: "counts", type: "subscribe",
+        payload: { query: "subscription { jobCounts { pending processing resolved failed } }" } }));
       pinger = setInterval(() => {
         ws.send(JSON.stringify({ type: "ping" }));
         pongDue = setTimeout(() => ws.close(), PONG_TIMEOUT_MS);
@@ -221,8 +208,8 @@ function live(attempt = 0) {
     } else if (msg.type === "ping") {
       ws.send(JSON.stringify({ type: "pong" }));
     } else if (msg.type === "next" && msg.payload.data) {
-      upsert(fromGraphQL(msg.payload.data.jobUpdates));
-      refreshCounts();
+      if (msg.id === "counts") showCounts(msg.payload.data.jobCounts);
+      else upsert(fromGraphQL(msg.payload.data.jobUpdates));
     } else if (msg.type === "error" || msg.type === "complete") {
       ws.close();  // resubscribe from a fresh snapshot
     }

@@ -56,6 +56,8 @@ async def test_several_jobs_at_once_and_the_counters_follow(
     browser: Browser, system: System, artifacts: Path
 ) -> None:
     page = await browser.new_page(viewport={"width": 1200, "height": 900}, reduced_motion="reduce")
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if "/job-counts" in r.url else None)
     await page.goto(system.base_url + "/")
     await expect(page.locator("#connection")).to_have_text("live")
     await page.get_by_label("Jobs", exact=True).fill("4")
@@ -64,6 +66,7 @@ async def test_several_jobs_at_once_and_the_counters_follow(
     await expect(page.locator("#count-resolved")).to_have_text("4", timeout=20_000)
     await expect(page.locator("#count-pending")).to_have_text("0")
     await expect(page.locator(".job .photo.loaded img")).to_have_count(4)
+    assert polled == [], "counters are pushed over the subscription, not polled"
     await page.screenshot(path=str(artifacts / "board-desktop.png"), full_page=True)
     phone = await browser.new_page(
         viewport={"width": 390, "height": 844}, is_mobile=True, reduced_motion="reduce"

@@ -185,6 +185,28 @@ async def test_subscription_to_one_job_starts_with_its_state(system: System) -> 
         assert first["payload"]["data"]["jobUpdates"] == {"id": job["id"], "status": "RESOLVED"}
 
 
+async def test_count_subscription_sends_counts_now_then_as_jobs_change(system: System) -> None:
+    query = "subscription { jobCounts { pending processing resolved failed total } }"
+    async with subscription(system, query) as ws:
+
+        async def counts() -> dict[str, int]:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert message["type"] == "next", message
+            counted: dict[str, int] = message["payload"]["data"]["jobCounts"]
+            return counted
+
+        assert await counts() == dict.fromkeys(
+            ("pending", "processing", "resolved", "failed", "total"), 0
+        )
+        jobs = [await system.create() for _ in range(3)]
+        seen = [await counts()]
+        while seen[-1]["resolved"] < len(jobs):
+            seen.append(await counts())
+        assert seen[-1] == {"pending": 0, "processing": 0, "resolved": 3, "failed": 0, "total": 3}
+        assert all(c["total"] == sum(v for k, v in c.items() if k != "total") for c in seen)
+        assert (await system.http.get("/job-counts")).json() == seen[-1]  # REST agrees
+
+
 @asynccontextmanager
 async def subscription(
     system: System, query: str, variables: dict[str, Any] | None = None
