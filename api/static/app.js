@@ -56,7 +56,7 @@ function render(job) {
   if (job.status === "pending") meta.append(" · ", el("span", { class: "countdown", text: countdown(job) }));
   let photo;
   if (job.status === "resolved" && job.result) {
-    photo = photoFrame(job.result, "small");
+    photo = photoFrame(job.result, "small", "(max-width: 600px) calc(100vw - 2rem), 270px");
     meta.append(credit(job.result));
   } else {
     const waiting = job.status === "processing" ? "fetching photo…" : "waiting…";

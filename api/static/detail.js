@@ -74,7 +74,8 @@ function history(job) {
 
 function renderDetail(section, job) {
   const heading = el("h2", { tabindex: "-1", text: `Job ${job.id.slice(0, 8)}` });
-  const photo = job.result ? photoFrame(job.result, "regular")
+  const sizes = "(max-width: 700px) calc(100vw - 2rem), 640px";
+  const photo = job.result ? photoFrame(job.result, "regular", sizes)
     : el("div", { class: "photo", text: job.status === "failed" ? "no photo" : "no photo yet" });
   const facts = el("div", { class: "facts" }, jobFields(job));
   if (job.result) facts.append(credit(job.result), el("h3", { text: "Photo" }), photoFields(job.result));

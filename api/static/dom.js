@@ -50,15 +50,25 @@ export function seconds(value) {
 const HEX_COLOUR = /^#[0-9a-f]{6}$/i;
 export const safeColour = (value) => (HEX_COLOUR.test(value || "") ? value : null);
 
+// Unsplash's sizes by width, for the browser to pick what the layout and the screen need.
+const WIDTHS = { thumb: 200, small: 400, regular: 1080 };
+
+function srcset(urls) {
+  return Object.entries(WIDTHS).filter(([size]) => urls[size])
+    .map(([size, width]) => `${urls[size].replace(/[\s,]/g, encodeURIComponent)} ${width}w`)
+    .join(", ");
+}
+
 // The photo in a frame that shows its colour, then its BlurHash, until the image has loaded.
-export function photoFrame(photo, size) {
+// `size` is the fallback image; `sizes` how wide the layout shows it (the img sizes attribute).
+export function photoFrame(photo, size, sizes) {
   const frame = el("div", { class: "photo" });
   const colour = safeColour(photo.color);
   if (colour) frame.style.backgroundColor = colour;
   const placeholder = photo.blur_hash && blurCanvas(photo.blur_hash, photo.width / photo.height);
   if (placeholder) frame.append(placeholder);
-  const img = el("img", { src: photo.urls[size], alt: photo.alt_description || "food photo",
-    loading: "lazy", decoding: "async" });
+  const img = el("img", { src: photo.urls[size], srcset: srcset(photo.urls), sizes,
+    alt: photo.alt_description || "food photo", loading: "lazy", decoding: "async" });
   img.addEventListener("load", () => frame.classList.add("loaded"), { once: true });
   frame.append(img);
   return frame;

@@ -68,11 +68,18 @@ async def test_several_jobs_at_once_and_the_counters_follow(
     await expect(page.locator(".job .photo.loaded img")).to_have_count(4)
     assert polled == [], "counters are pushed over the subscription, not polled"
     await page.screenshot(path=str(artifacts / "board-desktop.png"), full_page=True)
+    chosen = await page.locator(".job .photo img").evaluate_all("i => i.map(x => x.currentSrc)")
+    assert all("w=400" in url for url in chosen), chosen  # a 270 px card: the small size
     phone = await browser.new_page(
-        viewport={"width": 390, "height": 844}, is_mobile=True, reduced_motion="reduce"
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        reduced_motion="reduce",
     )
     await phone.goto(system.base_url + "/")
     await expect(phone.locator(".job .photo.loaded img")).to_have_count(4)
+    chosen = await phone.locator(".job .photo img").evaluate_all("i => i.map(x => x.currentSrc)")
+    assert all("w=1080" in url for url in chosen), chosen  # full width at 3x: the regular size
     await expect(phone.locator("#count-resolved")).to_have_text("4")
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "the board overflows a phone's width"
