@@ -1,7 +1,7 @@
 // The job board: REST for snapshots and creation, GraphQL (graphql-transport-ws) for live updates.
 // One page, two views: the board at / and one job's detail at /job/{id}.
 
-import { config, countdown, credit, el, photoFrame, seconds } from "./dom.js";
+import { config, countdown, credit, el, photoFrame, seconds, waitBar, waited } from "./dom.js";
 import { detailView } from "./detail.js";
 
 const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2 };
@@ -61,6 +61,7 @@ function render(job) {
   } else {
     const waiting = job.status === "processing" ? "fetching photo…" : "waiting…";
     photo = el("div", { class: "photo", text: job.status === "failed" ? "no photo" : waiting });
+    if (job.status === "pending") photo.append(waitBar(job));
     if (job.status === "failed") meta.append(el("p", { class: "error", text: job.error || "failed" }));
   }
   meta.append(el("a", { class: "id", href: `/job/${encodeURIComponent(job.id)}`, "data-route": "",
@@ -260,9 +261,11 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => route());
 
 setInterval(() => {
-  for (const node of list.querySelectorAll('.job[data-status="pending"] .countdown')) {
-    const job = jobs.get(node.closest(".job").id.slice(4));
-    if (job) node.textContent = countdown(job);
+  for (const card of list.querySelectorAll('.job[data-status="pending"]')) {
+    const job = jobs.get(card.id.slice(4));
+    if (!job) continue;
+    card.querySelector(".countdown").textContent = countdown(job);
+    card.querySelector(".wait").value = waited(job);
   }
   detail.countdown();
 }, 1000);

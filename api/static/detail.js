@@ -1,6 +1,6 @@
 // One job's own view, at /job/{id}: every field, and the events of its life.
 
-import { countdown, credit, el, link, photoFrame, safeColour, seconds } from "./dom.js";
+import { countdown, credit, el, link, photoFrame, safeColour, seconds, waitBar, waited } from "./dom.js";
 
 const WHAT_HAPPENED = {
   JobRequested: (job) => `requested; waits ${job.delay_s == null ? "?" : seconds(job.delay_s)}`,
@@ -77,6 +77,7 @@ function renderDetail(section, job) {
   const sizes = "(max-width: 700px) calc(100vw - 2rem), 640px";
   const photo = job.result ? photoFrame(job.result, "regular", sizes)
     : el("div", { class: "photo", text: job.status === "failed" ? "no photo" : "no photo yet" });
+  if (job.status === "pending") photo.append(waitBar(job));
   const facts = el("div", { class: "facts" }, jobFields(job));
   if (job.result) facts.append(credit(job.result), el("h3", { text: "Photo" }), photoFields(job.result));
   section.dataset.status = job.status;
@@ -136,7 +137,9 @@ export function detailView(section) {
 
   view.countdown = () => {
     const node = section.querySelector('[data-status="pending"] .countdown');
-    if (node && view.job) node.textContent = countdown(view.job);
+    if (!node || !view.job) return;
+    node.textContent = countdown(view.job);
+    section.querySelector(".wait").value = waited(view.job);
   };
   return view;
 }

@@ -40,7 +40,19 @@ export function secondsLeft(job) {
 
 export function countdown(job) {
   const left = secondsLeft(job);
-  return left > 0 ? `due in ${left} s` : "due now";
+  if (left <= 0) return "due now";
+  return left < 60 ? `due in ${left} s` : `due in ${Math.floor(left / 60)} min ${left % 60} s`;
+}
+
+// How much of its wait a pending job has done, 0 to 1.
+export function waited(job) {
+  const start = Date.parse(job.created_at);
+  const span = Date.parse(job.due_at) - start;
+  return span > 0 ? Math.min(1, Math.max(0, (Date.now() - start) / span)) : 1;
+}
+
+export function waitBar(job) {
+  return el("progress", { class: "wait", max: "1", value: String(waited(job)), "aria-label": "Time waited" });
 }
 
 export function seconds(value) {

@@ -110,7 +110,7 @@ async def test_a_job_has_its_own_address_that_reloads(
 async def test_the_job_view_follows_the_job_live(
     browser: Browser, make_system: SystemFactory
 ) -> None:
-    system = await make_system(delay_min_s=2.0, delay_max_s=2.0, delay_step_s=1.0)
+    system = await make_system(delay_min_s=3.0, delay_max_s=3.0, delay_step_s=1.0)
     job = await system.create()
     page = await browser.new_page()
     errors = _errors(page)
@@ -118,7 +118,17 @@ async def test_the_job_view_follows_the_job_live(
     await _mark(page)
     detail = page.locator("#detail")
     await expect(detail.locator(".status")).to_have_text("pending")
-    await expect(detail.locator(".countdown")).to_have_text(re.compile(r"due in [12] s"))
+    await expect(detail.locator(".countdown")).to_have_text(re.compile(r"due in [123] s"))
+    waited = detail.get_by_role("progressbar", name="Time waited")
+    before = float(await waited.evaluate("bar => bar.value"))
+    await page.wait_for_timeout(1100)
+    after = float(await waited.evaluate("bar => bar.value"))
+    assert 0 < before < after <= 1, (before, after)  # the bar fills as the due time nears
+    long_wait = await page.evaluate(
+        """async () => (await import("/static/dom.js")).countdown(
+            { due_at: new Date(Date.now() + 152_400).toISOString() })"""
+    )
+    assert long_wait == "due in 2 min 33 s"
     await expect(detail.locator(".status")).to_have_text("resolved", timeout=20_000)
     resolved = (await system.http.get(f"/jobs/{job['id']}")).json()
     await _expect_detail_of(page, resolved)
