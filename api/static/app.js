@@ -81,11 +81,37 @@ async function getPage(cursor) {
   return response.json();
 }
 
-async function snapshot() {  // the newest page, again: catches up after a reconnect
-  const page = await getPage(null);
-  for (const job of page.items) upsert(job);
-  if (nextCursor === undefined) nextCursor = page.next_cursor;
+const CATCH_UP_PAGES = 10;
+let boardEpoch = 0;  // bumped when older cards are dropped: a page loading meanwhile is stale
+
+// The newest jobs, first at load and again after a reconnect. It pages down until it meets a
+// job the board already shows, so jobs created meanwhile leave no gap; after CATCH_UP_PAGES
+// pages of only new jobs it drops the older cards instead and scrolling goes on from there.
+async function snapshot() {
+  // What the board showed before: live updates arriving meanwhile add jobs too, anywhere.
+  const before = new Set(jobs.keys());
+  const firstLoad = nextCursor === undefined || before.size === 0;
+  let page = await getPage(null);
+  for (let pages = 1; ; pages++) {
+    const joined = page.items.some((job) => before.has(job.id));
+    for (const job of page.items) { before.delete(job.id); upsert(job); }
+    if (firstLoad || (!joined && pages === CATCH_UP_PAGES)) {
+      if (!firstLoad) drop(before);  // older than every job paged: they would leave a gap
+      nextCursor = page.next_cursor;
+      break;
+    }
+    if (joined || !page.next_cursor) break;
+    page = await getPage(page.next_cursor);
+  }
   document.getElementById("empty").hidden = jobs.size > 0;
+}
+
+function drop(ids) {
+  boardEpoch++;
+  for (const id of ids) {
+    jobs.delete(id);
+    document.getElementById(`job-${id}`)?.remove();
+  }
 }
 
 async function loadMore() {
@@ -93,7 +119,9 @@ async function loadMore() {
   loadingMore = true;
   document.getElementById("more").textContent = "loading more…";
   try {
+    const epoch = boardEpoch;
     const page = await getPage(nextCursor);
+    if (epoch !== boardEpoch) return;
     for (const job of page.items) upsert(job);
     nextCursor = page.next_cursor;
   } finally {

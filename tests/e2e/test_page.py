@@ -179,3 +179,67 @@ async def test_a_lost_connection_loses_nothing_and_doubles_nothing(
     assert len({e.job_id for e in requested}) == 4
     for item in queued_keys:
         assert len({e.job_id for e in requested if e.idempotency_key == item["key"]}) == 1
+
+
+async def _server_order(system: System) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        listing = (await system.http.get("/jobs", params=params)).json()
+        ids += [job["id"] for job in listing["items"]]
+        if (cursor := listing["next_cursor"]) is None:
+            return ids
+
+
+async def _create_many(system: System, n: int) -> None:
+    left = iter(range(n))
+
+    async def client() -> None:
+        for _ in left:
+            await system.create()
+
+    await asyncio.gather(*(client() for _ in range(8)))
+
+
+async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
+    browser: Browser, system: System
+) -> None:
+    proxy = TcpProxy(system.api.port)
+    await proxy.start()
+    context = await browser.new_context()
+    page = await context.new_page()
+    cards = page.locator(".job")
+    shown = "cards => cards.map(c => c.id.slice(4))"
+    try:
+        for _ in range(3):
+            await system.create()
+        await page.goto(f"http://127.0.0.1:{proxy.port}/")
+        await expect(page.locator("#connection")).to_have_text("live")
+        await expect(cards).to_have_count(3)
+
+        await proxy.cut()  # meanwhile, 35 jobs from elsewhere: more than the page's 30
+        await expect(page.locator("#connection")).not_to_have_text("live")
+        await _create_many(system, 35)
+        await proxy.restore()
+        await expect(cards).to_have_count(38, timeout=15_000)
+        assert await cards.evaluate_all(shown) == await _server_order(system)
+
+        await proxy.cut()  # then more than the catch-up pages: the older cards make way
+        await expect(page.locator("#connection")).not_to_have_text("live")
+        await _create_many(system, 305)
+        await proxy.restore()
+        await expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
+        await expect(cards).to_have_count(300, timeout=15_000)
+        server = await _server_order(system)
+        assert await cards.evaluate_all(shown) == server[:300]
+        for _ in range(5):  # scroll down as a reader would, a page at a time
+            if await cards.count() == len(server):
+                break
+            await page.locator("#more").scroll_into_view_if_needed()
+            await expect(page.locator("#more")).not_to_have_text("loading more…")
+            await page.wait_for_timeout(100)
+        assert await cards.evaluate_all(shown) == server
+    finally:
+        await context.close()
+        await proxy.cut()
