@@ -96,6 +96,16 @@ def start(port: int, data_dir: str) -> subprocess.Popen[bytes]:
     )
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user stops it; SIGKILL only if it does not stop in time."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 async def wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     async with httpx.AsyncClient(base_url=base_url, timeout=1) as http:
@@ -124,12 +134,7 @@ def main() -> None:
             asyncio.run(wait_until_up(base_url, process))
             asyncio.run(measure(base_url, args.requests, args.concurrency))
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 if __name__ == "__main__":

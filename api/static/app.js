@@ -91,10 +91,11 @@ async function snapshot() {
   // What the board showed before: live updates arriving meanwhile add jobs too, anywhere.
   const before = new Set(jobs.keys());
   const firstLoad = nextCursor === undefined || before.size === 0;
+  const paged = new Set();
   let page = await getPage(null);
   for (let pages = 1; ; pages++) {
     const joined = page.items.some((job) => before.has(job.id));
-    for (const job of page.items) { before.delete(job.id); upsert(job); }
+    for (const job of page.items) { before.delete(job.id); paged.add(job.id); upsert(job); }
     if (firstLoad || (!joined && pages === CATCH_UP_PAGES)) {
       if (!firstLoad) drop(before);  // older than every job paged: they would leave a gap
       nextCursor = page.next_cursor;
@@ -104,6 +105,7 @@ async function snapshot() {
     page = await getPage(page.next_cursor);
   }
   document.getElementById("empty").hidden = jobs.size > 0;
+  return paged;  // the jobs it has just read
 }
 
 function drop(ids) {
@@ -114,8 +116,14 @@ function drop(ids) {
   }
 }
 
+// Whether the end of the list is on screen now (an observer's entry may be a frame old).
+function moreInView() {
+  const top = document.getElementById("more").getBoundingClientRect().top;
+  return !board.hidden && top < window.innerHeight + 200;
+}
+
 async function loadMore() {
-  if (loadingMore || !nextCursor) return;
+  if (loadingMore || !nextCursor || !moreInView()) return;
   loadingMore = true;
   document.getElementById("more").textContent = "loading more…";
   try {
@@ -128,6 +136,7 @@ async function loadMore() {
     loadingMore = false;
     document.getElementById("more").textContent = nextCursor ? "" : "that is every job";
   }
+  requestAnimationFrame(loadMore);  // still at the end (a tall screen): the next page too
 }
 
 function showCounts(counts) {  // pushed by the jobCounts subscription: now, then on changes
@@ -191,10 +200,10 @@ async function flush() {
   }
 }
 
-async function catchUp() {  // after a reconnect: the newest page, and every unfinished job
+async function catchUp() {  // after a reconnect: the newest jobs, and every unfinished one
   if (detail.id !== null) detail.refresh();
-  await snapshot();
-  const open = [...jobs.values()].filter((job) => RANK[job.status] < 2);
+  const fresh = await snapshot();
+  const open = [...jobs.values()].filter((job) => RANK[job.status] < 2 && !fresh.has(job.id));
   await Promise.all(open.map(async (job) => {
     const response = await fetch(`/jobs/${job.id}`);
     if (response.ok) upsert(await response.json());
@@ -314,7 +323,7 @@ document.getElementById("create-form").addEventListener("submit", (event) => {
 });
 new IntersectionObserver((entries) => {
   if (entries.some((entry) => entry.isIntersecting)) loadMore();
-}).observe(document.getElementById("more"));
+}, { rootMargin: "200px" }).observe(document.getElementById("more"));
 
 fetch("/config.json").then((r) => r.json()).then((settings) => {
   config.appName = settings.app_name;
@@ -327,4 +336,5 @@ fetch("/config.json").then((r) => r.json()).then((settings) => {
   }
 });
 route();
+snapshot().catch(() => {});  // first paint now; the catch-up after subscribing closes any gap
 live();
