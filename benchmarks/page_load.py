@@ -16,17 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
-import tempfile
-from pathlib import Path
 
 import httpx
 from playwright.async_api import Browser, async_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api_latency import start, stop, wait_until_up
-
-from jobline.serving import free_port
+from running import on_jobline_run
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic"]
@@ -99,15 +92,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--loads", type=int, default=10)
     args = parser.parse_args()
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="jobline-bench-") as data_dir:
-        process = start(port, data_dir)
-        try:
-            asyncio.run(wait_until_up(base_url, process))
-            asyncio.run(measure(base_url, args.jobs, args.loads))
-        finally:
-            stop(process)
+    on_jobline_run(lambda base_url: measure(base_url, args.jobs, args.loads))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""Running `jobline run` for a benchmark: a free loopback port, a throwaway data dir, stopped
+with Ctrl-C as a user stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from jobline.serving import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+
+
+def on_jobline_run(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """Start `jobline run`, run `measure(base_url)` once it is up, then stop it."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="jobline-bench-") as data_dir:
+        process = start(port, data_dir)
+        try:
+            asyncio.run(wait_until_up(base_url, process))
+            asyncio.run(measure(base_url))
+        finally:
+            stop(process)
+
+
+def start(port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    env["JOBLINE_DATA_DIR"] = data_dir
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and command
+        [sys.executable, "-m", "jobline", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user stops it; SIGKILL only if it does not stop in time."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with httpx.AsyncClient(base_url=base_url, timeout=1) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"jobline run exited with {process.returncode}")
+            try:
+                if (await http.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"jobline run was not up within {START_TIMEOUT_S} s")
