@@ -69,6 +69,10 @@ async def test_several_jobs_at_once_and_the_counters_follow(
     await expect(page.locator(".job .photo.loaded img")).to_have_count(4)
     assert polled == [], "counters are pushed over the subscription, not polled"
     await page.screenshot(path=str(artifacts / "board-desktop.png"), full_page=True)
+    await page.emulate_media(color_scheme="dark")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(27, 25, 22)", background  # the dark palette, not the light
+    await page.screenshot(path=str(artifacts / "board-dark.png"), full_page=True)
     chosen = await page.locator(".job .photo img").evaluate_all("i => i.map(x => x.currentSrc)")
     assert all("w=400" in url for url in chosen), chosen  # a 270 px card: the small size
     phone = await browser.new_page(
