@@ -15,7 +15,7 @@ export function el(tag, props = {}, ...children) {
 }
 
 // An Unsplash link with the referral parameters its guidelines ask for; null unless http(s).
-export function referral(url) {
+function referral(url) {
   let u;
   try { u = new URL(url, location.href); } catch { return null; }
   if (u.protocol !== "https:" && u.protocol !== "http:") return null;  // no javascript: links
@@ -34,14 +34,9 @@ export function credit(photo) {
     " on ", link(photo.links.html, "Unsplash"));
 }
 
-export function secondsLeft(job) {
-  return Math.max(0, Math.ceil((Date.parse(job.due_at) - Date.now()) / 1000));
-}
-
 export function countdown(job) {
-  const left = secondsLeft(job);
-  if (left <= 0) return "due now";
-  return left < 60 ? `due in ${left} s` : `due in ${Math.floor(left / 60)} min ${left % 60} s`;
+  const left = Math.max(0, Math.ceil((Date.parse(job.due_at) - Date.now()) / 1000));
+  return left > 0 ? `due in ${seconds(left)}` : "due now";
 }
 
 // How much of its wait a pending job has done, 0 to 1.
@@ -55,8 +50,11 @@ export function waitBar(job) {
   return el("progress", { class: "wait", max: "1", value: String(waited(job)), "aria-label": "Time waited" });
 }
 
+// A duration for people: "45 s", "5 min", "2 min 33 s" (no line break inside).
 export function seconds(value) {
-  return value >= 60 && value % 60 === 0 ? `${value / 60}\u00a0min` : `${value}\u00a0s`;
+  if (value < 60) return `${value}\u00a0s`;
+  const rest = Math.round(value % 60);
+  return `${Math.floor(value / 60)}\u00a0min${rest ? ` ${rest}\u00a0s` : ""}`;
 }
 
 const HEX_COLOUR = /^#[0-9a-f]{6}$/i;
