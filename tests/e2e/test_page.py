@@ -18,6 +18,20 @@ from tests.proxy import TcpProxy
 pytestmark = pytest.mark.browser
 
 
+CARD_IDS = "cards => cards.map(c => c.id.slice(4))"  # job ids of the cards, in page order
+
+
+async def _server_order(system: System) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        listing = (await system.http.get("/jobs", params=params)).json()
+        ids += [job["id"] for job in listing["items"]]
+        if (cursor := listing["next_cursor"]) is None:
+            return ids
+
+
 async def test_create_on_the_page_and_see_the_photo_arrive_live(
     browser: Browser, system: System, artifacts: Path
 ) -> None:
@@ -99,15 +113,8 @@ async def test_scrolling_loads_the_next_page(browser: Browser, system: System) -
     await page.locator("#more").scroll_into_view_if_needed()
     await expect(page.locator(".job")).to_have_count(35)
     await expect(page.locator("#more")).to_have_text("that is every job")
-    shown = await page.locator(".job").evaluate_all("cards => cards.map(c => c.id.slice(4))")
-    server: list[str] = []
-    cursor = None
-    while True:
-        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
-        listing = (await system.http.get("/jobs", params=params)).json()
-        server += [job["id"] for job in listing["items"]]
-        if (cursor := listing["next_cursor"]) is None:
-            break
+    shown = await page.locator(".job").evaluate_all(CARD_IDS)
+    server = await _server_order(system)
     assert shown == server  # the page's order is the server's, same-millisecond ties included
     assert set(shown) == {job["id"] for job in created}
 
@@ -188,17 +195,6 @@ async def test_a_lost_connection_loses_nothing_and_doubles_nothing(
         assert len({e.job_id for e in requested if e.idempotency_key == item["key"]}) == 1
 
 
-async def _server_order(system: System) -> list[str]:
-    ids: list[str] = []
-    cursor = None
-    while True:
-        params = {"limit": 100} | ({"cursor": cursor} if cursor else {})
-        listing = (await system.http.get("/jobs", params=params)).json()
-        ids += [job["id"] for job in listing["items"]]
-        if (cursor := listing["next_cursor"]) is None:
-            return ids
-
-
 async def _create_many(system: System, n: int) -> None:
     left = iter(range(n))
 
@@ -217,7 +213,6 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
     context = await browser.new_context()
     page = await context.new_page()
     cards = page.locator(".job")
-    shown = "cards => cards.map(c => c.id.slice(4))"
     try:
         for _ in range(3):
             await system.create()
@@ -230,7 +225,7 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
         await _create_many(system, 35)
         await proxy.restore()
         await expect(cards).to_have_count(38, timeout=15_000)
-        assert await cards.evaluate_all(shown) == await _server_order(system)
+        assert await cards.evaluate_all(CARD_IDS) == await _server_order(system)
 
         await proxy.cut()  # then more than the catch-up pages: the older cards make way
         await expect(page.locator("#connection")).not_to_have_text("live")
@@ -239,14 +234,14 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
         await expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
         await expect(cards).to_have_count(300, timeout=15_000)
         server = await _server_order(system)
-        assert await cards.evaluate_all(shown) == server[:300]
+        assert await cards.evaluate_all(CARD_IDS) == server[:300]
         for _ in range(5):  # scroll down as a reader would, a page at a time
             if await cards.count() == len(server):
                 break
             await page.locator("#more").scroll_into_view_if_needed()
             await expect(page.locator("#more")).not_to_have_text("loading more…")
             await page.wait_for_timeout(100)
-        assert await cards.evaluate_all(shown) == server
+        assert await cards.evaluate_all(CARD_IDS) == server
     finally:
         await context.close()
         await proxy.cut()
