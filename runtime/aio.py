@@ -24,6 +24,17 @@ async def shielded(awaitable: Awaitable[T]) -> T:
         raise
 
 
+def raise_if_cancelled() -> None:
+    """Raise the cancellation our task was asked for, if a library swallowed it.
+
+    aiokafka catches CancelledError in places (see `shielded`); when that happens in a call
+    a loop makes over and over, the loop goes on for ever although its task is being
+    cancelled. A loop that calls such a library checks this each time round."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def cancel_all(*tasks: asyncio.Future[Any]) -> None:
     """Cancel the tasks and wait until every one has finished."""
     for task in tasks:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from runtime.aio import cancel_all, shielded
+from runtime.aio import cancel_all, raise_if_cancelled, shielded
 from runtime.log import DeadLetters, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
@@ -81,6 +81,7 @@ class ProcessorLoop:
             # or it lingers as a group member that holds partitions and processes nothing.
             await start_client(self.consumer, self.consumer.stop)
             while True:
+                raise_if_cancelled()
                 fetched = await self.consumer.getmany(timeout_ms=200)
                 batch = [
                     item

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from runtime.aio import shielded
+from runtime.aio import raise_if_cancelled, shielded
 
 
 async def background_work() -> None:
@@ -45,3 +45,26 @@ async def test_a_cancellation_during_clean_up_is_not_swallowed(guard: bool) -> N
         assert closed == [True]  # and the clean-up still ran to its end
     else:  # the hazard the guard exists for
         assert result[0] == "carried on after the cancellation"
+
+
+async def test_a_loop_raises_a_cancellation_its_library_swallowed() -> None:
+    rounds = 0
+
+    async def fetch_like_aiokafka() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the cancellation is lost here
+            await asyncio.sleep(0.01)
+
+    async def processor_loop() -> None:
+        nonlocal rounds
+        while True:
+            raise_if_cancelled()
+            rounds += 1
+            await fetch_like_aiokafka()
+
+    task = asyncio.create_task(processor_loop())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    async with asyncio.timeout(2):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert rounds > 1
