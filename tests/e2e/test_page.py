@@ -196,6 +196,8 @@ async def test_a_lost_connection_loses_nothing_and_doubles_nothing(
 
 
 async def _create_many(system: System, n: int) -> None:
+    """Create n jobs elsewhere and let every one finish, so no live update of theirs can
+    reach the page after its catch-up."""
     left = iter(range(n))
 
     async def client() -> None:
@@ -203,6 +205,12 @@ async def _create_many(system: System, n: int) -> None:
             await system.create()
 
     await asyncio.gather(*(client() for _ in range(8)))
+    for _ in range(300):
+        counts = (await system.http.get("/job-counts")).json()
+        if counts["resolved"] + counts["failed"] == counts["total"]:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"jobs still open: {counts}")
 
 
 async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
