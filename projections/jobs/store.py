@@ -67,24 +67,36 @@ class MongoJobViews:
         )
 
     async def apply(self, events: Sequence[Event]) -> None:
-        """Apply a batch with one bulk write. A job whose view is already at or past the
-        batch's version makes its guarded upsert collide on `_id` (E11000): already applied."""
-        ops = [
-            UpdateOne(
-                {"_id": job_id, "version": {"$lt": version}},
-                {"$set": {**fields, "version": version}},
-                upsert=True,
-            )
-            for job_id, (version, fields) in plan(events).items()
-        ]
-        if not ops:
-            return
+        """Apply a batch with one bulk write of one guarded upsert per job (see `Chain`).
+
+        A job whose view is already at or past a chain's first version makes its upsert
+        collide on `_id` (E11000): that event is already applied, so the chain is written
+        again without it. Only jobs with redelivered events pay that second round."""
+        chains = plan(events)
+        while chains:
+            ops = [
+                UpdateOne(
+                    {"_id": chain.job_id, "version": {"$lt": chain.first}},
+                    {"$set": chain.fields()},
+                    upsert=True,
+                )
+                for chain in chains
+            ]
+            collided = await self._write(ops)
+            chains = [rest for i in collided if (rest := chains[i].rest()) is not None]
+
+    async def _write(self, ops: list[UpdateOne]) -> list[int]:
+        """Run the bulk write; return the indexes of the ops that collided on `_id`."""
         try:
             await self.collection.bulk_write(ops, ordered=False)
         except BulkWriteError as error:
-            others = [e for e in error.details["writeErrors"] if e["code"] != DUPLICATE_KEY]
-            if others or error.details.get("writeConcernErrors"):
+            errors = error.details["writeErrors"]
+            if error.details.get("writeConcernErrors") or any(
+                e["code"] != DUPLICATE_KEY for e in errors
+            ):
                 raise
+            return sorted(e["index"] for e in errors)
+        return []
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zero or not)."""

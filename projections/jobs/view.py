@@ -76,22 +76,52 @@ def evolve(view: Mapping[str, Any] | None, event: Event) -> Doc:
     return set_fields(base, {**changes(event), "version": event.version})
 
 
-def plan(events: Iterable[Event]) -> dict[str, tuple[int, Doc]]:
-    """One write per job for a batch: the highest version and the merged fields to set.
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """One job's events of a batch that a fold could apply, in strictly rising version order.
 
-    Setting the merged fields under the guard `version < highest` gives the same document as
-    folding `evolve` over the log, because of how a job's events reach the log: one event
-    per version (ids are unique, derived events have fixed ids), first appearing in version
-    order (each is emitted only after the previous one was read from the log), and any later
-    copy is a redelivery of the same event. So fields the store already has are set again to
-    what they are. `tests/unit/test_view.py` checks this property on generated logs.
+    Written as one guarded `$set` of the merged fields under `version < first`. When the
+    stored view is already at or past `first` (the write collides), the fold would skip the
+    first event, so the write is retried without it (`rest`): a fold applies exactly the
+    events above the stored version, whatever copies the log holds and wherever a batch
+    starts. Merging blindly under the highest version instead would let a later copy of an
+    event the view already has (a JobDue re-emitted after a crash, with its own
+    `occurred_at`) overwrite the first copy's history entry: the live view would then differ
+    from a replay that never cut the log at that point.
     """
-    merged: dict[str, tuple[int, Doc]] = {}
+
+    job_id: str
+    events: tuple[Event, ...]
+
+    @property
+    def first(self) -> int:
+        return self.events[0].version
+
+    @property
+    def last(self) -> int:
+        return self.events[-1].version
+
+    def fields(self) -> Doc:
+        """The fields to set: the events' changes merged in order, and the last version."""
+        merged: Doc = {}
+        for event in self.events:
+            merged.update(changes(event))
+        return {**merged, "version": self.last}
+
+    def rest(self) -> Chain | None:
+        return Chain(self.job_id, self.events[1:]) if len(self.events) > 1 else None
+
+
+def plan(events: Iterable[Event]) -> list[Chain]:
+    """A batch as one chain per job: its events that a fold would not skip as stale within
+    the batch (each above every version before it), in log order. A later copy of a
+    version already in the batch is dropped: the first copy on the log is the one kept."""
+    kept: dict[str, list[Event]] = {}
     for event in events:
-        version, fields = merged.get(event.job_id, (0, {}))
-        if event.version > version:
-            merged[event.job_id] = (event.version, {**fields, **changes(event)})
-    return merged
+        chain = kept.setdefault(event.job_id, [])
+        if not chain or event.version > chain[-1].version:
+            chain.append(event)
+    return [Chain(job_id, tuple(chain)) for job_id, chain in kept.items()]
 
 
 @dataclass(frozen=True, slots=True)

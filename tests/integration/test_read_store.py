@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
 
@@ -69,6 +70,27 @@ async def test_one_batch_equals_one_event_at_a_time(
         for entry in doc["history"].values():
             entry.pop("event_id")  # job_life derives event ids from job ids
     assert together == apart
+
+
+async def test_a_re_emitted_event_after_a_cut_leaves_the_first_copy(
+    views: MongoJobViews,
+) -> None:
+    """The log that once made the live read model differ from a replay: a JobDue emitted
+    twice (a delay processor killed after publishing it, before committing), the copies
+    differing in `occurred_at`, and the projection's batches cut right after the first copy.
+    The second batch starts with the second copy and holds the outcome."""
+    requested, due, resolved = job_life("cut", utc_now())
+    again = replace(due, occurred_at=due.occurred_at + timedelta(seconds=3))
+    log = [requested, due, again, resolved]
+    await views.apply(log[:2])
+    await views.apply(log[2:])
+    live = await views.collection.find_one({"_id": "cut"})
+    await views.collection.delete_many({})
+    await views.apply(log)  # a replay reads the same log in one batch
+    assert await views.collection.find_one({"_id": "cut"}) == live
+    assert live is not None
+    assert live["history"]["2"]["occurred_at"] == due.occurred_at
+    assert live["version"] == 3
 
 
 async def test_pages_are_newest_first_with_stable_cursors(views: MongoJobViews) -> None:

@@ -7,16 +7,23 @@ import asyncio
 import os
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from projections.jobs.replay import replay
+from projections.jobs.runner import run as run_projection
 from projections.jobs.store import SHAPE, SHAPES
+from runtime.clock import utc_now
+from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.settings import Settings
 from runtime.store import database
 from tests.conftest import StandInServer, System
 from tests.logread import read_topic
+from tests.unit.events import job_life
 
 
 async def _jobs_with_history(system: System, stand_in: StandInServer) -> list[dict[str, Any]]:
@@ -154,4 +161,47 @@ async def test_a_read_model_of_an_older_shape_is_rebuilt_when_the_projection_sta
         assert await db[SHAPES].find_one({"_id": "jobs"}) == {"_id": "jobs", "version": SHAPE}
         assert stand_in.state.requests == calls_before, "the rebuild called Unsplash"
     finally:
+        await client.close()
+
+
+async def test_a_projection_restarted_between_two_copies_of_an_event_matches_a_replay(
+    settings: Settings,
+) -> None:
+    """The schedule the random-kill test once hit: the delay processor emits a JobDue twice
+    (killed before its commit), the copies differing in `occurred_at`, and the projection is
+    stopped right after applying the first copy. Restarted, its first batch starts with the
+    second copy. The live read model must still equal a replay of the log."""
+    requested, due, resolved = job_life("twice-due", utc_now())
+    again = replace(due, occurred_at=due.occurred_at + timedelta(seconds=2))
+    await ensure_topics(settings)
+    producer = await start_producer(settings, "test")
+    publisher = KafkaEventPublisher(producer, settings.topics.jobs)
+    try:
+        await publisher.publish([requested, due])
+        await _project_until(settings, "twice-due", version=2)
+        await publisher.publish([again, resolved])
+        await _project_until(settings, "twice-due", version=3)
+    finally:
+        await producer.stop()
+    verified = await replay(settings, lambda done, total: None, verify=True)
+    assert verified.differences == []
+    assert verified.documents == 1
+
+
+async def _project_until(settings: Settings, job_id: str, version: int) -> None:
+    """Run the projection until the job's view reaches `version`, then stop it (it commits
+    what it applied as it stops)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri)
+    task = asyncio.create_task(run_projection(settings))
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                doc = await database(client, settings)["jobs"].find_one({"_id": job_id})
+                if doc is not None and doc["version"] >= version:
+                    break
+                assert not task.done(), task
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         await client.close()

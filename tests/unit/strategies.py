@@ -78,7 +78,9 @@ def histories(draw: st.DrawFn) -> list[Event]:
     """Logs as consumers read them. Causality orders a job's events where they first appear:
     the API writes JobRequested, the delay processor writes JobDue only after reading it, the
     fetcher writes the outcome only after reading JobDue. Any event may then appear again
-    later (a redelivery or a re-publish after a crash), and jobs interleave freely."""
+    later, and jobs interleave freely: a redelivery repeats it as it was, a re-emission after
+    a crash (a JobDue fired again by a restarted delay processor) carries the same id but the
+    time of its own emission."""
     jobs = sorted(draw(st.sets(job_ids, min_size=1)))
     lives = {
         job: [_with_job(draw(e), job) for e in (requested, due, st.one_of(resolved, failed))]
@@ -89,7 +91,10 @@ def histories(draw: st.DrawFn) -> list[Event]:
     for job, again in draw(st.lists(st.tuples(st.sampled_from(jobs), st.booleans()), max_size=15)):
         seen = emitted[job]
         if again and seen:
-            history.append(lives[job][draw(st.integers(0, seen - 1))])
+            copy = lives[job][draw(st.integers(0, seen - 1))]
+            if draw(st.booleans()):
+                copy = replace(copy, occurred_at=draw(moments))  # type: ignore[type-var]
+            history.append(copy)
         elif seen < len(lives[job]):
             history.append(lives[job][seen])
             emitted[job] += 1

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.jobs.view import JobView, changes, evolve, plan, set_fields
+from projections.jobs.view import Chain, JobView, changes, evolve, plan, set_fields
 from runtime.clock import utc_now
 from schema import Event
 from tests.unit.events import job_life
@@ -22,14 +22,16 @@ def fold(docs: Docs, event: Event) -> Docs:
 
 
 def apply_plan(docs: Docs, batch: list[Event]) -> Docs:
-    """What the store does with a planned batch: set the merged fields where version < v."""
+    """What the store does with a planned batch: for each chain, a guarded write of its merged
+    fields under `version < first`, retried without its first event while it collides."""
     result = dict(docs)
-    for job_id, (version, fields) in plan(batch).items():
-        current = result.get(job_id)
-        if current is None:
-            result[job_id] = set_fields({"_id": job_id}, {**fields, "version": version})
-        elif current["version"] < version:
-            result[job_id] = set_fields(current, {**fields, "version": version})
+    for chain in plan(batch):
+        current: Chain | None = chain
+        view = result.get(chain.job_id)
+        while current is not None and view is not None and view["version"] >= current.first:
+            current = current.rest()
+        if current is not None:
+            result[chain.job_id] = set_fields(view or {"_id": chain.job_id}, current.fields())
     return result
 
 
