@@ -20,7 +20,13 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from jobline.standin.images import blur_hash_for, dish_for, render_svg
+from jobline.standin.images import (
+    blur_hash_for,
+    dish_for,
+    known_blur_hash,
+    picture_for,
+    render_svg,
+)
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 _USERS = [("Ada Baker", "adabaker"), ("Kenji Sato", "kenjicooks"), ("Lúcia Prato", "luciaprato")]
@@ -79,12 +85,20 @@ def create_app(state: StandIn | None = None) -> FastAPI:
         stand_in.requests_in_window += 1
         headers["X-Ratelimit-Remaining"] = str(left - 1)
         base = str(request.base_url).rstrip("/")
-        photos = [_photo(base, stand_in) for _ in range(min(count or 1, 30))]
+        ids = [_photo_id() for _ in range(min(count or 1, 30))]
+        hashes: dict[str, str] = {}
+        for picture in {picture_for(i) for i in ids}:
+            # A picture's first BlurHash is CPU work: do it off the loop serving everyone.
+            known = known_blur_hash(picture)
+            if known is None:
+                known = await asyncio.to_thread(blur_hash_for, picture)
+            hashes[picture] = known
+        photos = [_photo(base, stand_in, i, hashes[picture_for(i)]) for i in ids]
         return JSONResponse(photos if count else photos[0], headers=headers)
 
     @app.get("/images/{photo_id}.svg")
     async def image(photo_id: str, w: int = 1080) -> Response:
-        svg = render_svg(photo_id, max(50, min(w, 4000)))
+        svg = render_svg(picture_for(photo_id), max(50, min(w, 4000)))
         return Response(svg, media_type="image/svg+xml", headers=_CACHE_FOREVER)
 
     @app.get("/photos/{photo_id}", response_class=HTMLResponse)
@@ -113,6 +127,14 @@ def _control(app: FastAPI, stand_in: StandIn) -> None:
         stand_in.fault_delay_s = 0
         return {"ok": True}
 
+    @app.post("/_stand-in/allowance")
+    async def set_allowance(spec: dict[str, Any]) -> dict[str, Any]:
+        """A new allowance (`limit` requests per `window_s`), starting a fresh window."""
+        stand_in.limit = int(spec.get("limit", stand_in.limit))
+        stand_in.window_s = float(spec.get("window_s", stand_in.window_s))
+        stand_in.window_start, stand_in.requests_in_window = time.monotonic(), 0
+        return {"ok": True}
+
     @app.post("/_stand-in/photo")
     async def override_photo(overrides: dict[str, Any]) -> dict[str, Any]:
         stand_in.photo_overrides = overrides
@@ -126,10 +148,13 @@ def _control(app: FastAPI, stand_in: StandIn) -> None:
 _CACHE_FOREVER = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-def _photo(base: str, stand_in: StandIn) -> dict[str, Any]:
+def _photo_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(11))
+
+
+def _photo(base: str, stand_in: StandIn, photo_id: str, blur_hash: str) -> dict[str, Any]:
     stand_in.photos += 1
-    photo_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(11))
-    _, background, alt = dish_for(photo_id)
+    _, background, alt = dish_for(picture_for(photo_id))
     name, username = _USERS[stand_in.photos % len(_USERS)]
     image = f"{base}/images/{photo_id}.svg"
     photo = {
@@ -137,7 +162,7 @@ def _photo(base: str, stand_in: StandIn) -> dict[str, Any]:
         "width": 4000,
         "height": 3000,
         "color": background,
-        "blur_hash": blur_hash_for(photo_id),
+        "blur_hash": blur_hash,
         "description": None,
         "alt_description": alt,
         "urls": {

@@ -2,21 +2,24 @@
 
 A picture is a list of flat shapes. The same shapes are drawn as SVG and sampled on a coarse
 grid for the picture's BlurHash, so the placeholder a page paints while the image loads looks
-like the image, as Unsplash's do.
+like the image, as Unsplash's do. Photo ids are random, but each shows one picture of a fixed
+catalogue: a BlurHash costs ~30 ms of pure Python, so it is computed once per picture and
+process, never once per photo.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from jobline.standin.blurhash import encode
 
 WIDTH, HEIGHT = 400, 300
 SAMPLE_STEP = 10  # one sample per 10x10 square: a 40x30 grid
+PICTURES = 64  # the catalogue: enough variety for a board, few enough to hash each once
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +208,25 @@ def sample(seed: str) -> list[list[tuple[int, int, int]]]:
     ]
 
 
-@lru_cache(maxsize=1024)
+def picture_for(photo_id: str) -> str:
+    """The seed of the catalogue picture that a photo id shows, always the same one."""
+    return f"picture-{zlib.crc32(photo_id.encode()) % PICTURES}"
+
+
+_blur_hashes: dict[str, str] = {}
+
+
 def blur_hash_for(seed: str) -> str:
-    """The picture's BlurHash: 4 x 3 components, as Unsplash's photos carry."""
-    return encode(sample(seed), components_x=4, components_y=3)
+    """The picture's BlurHash: 4 x 3 components, as Unsplash's photos carry. Computed once
+    per seed (CPU-bound: call it off the event loop unless `known_blur_hash` has it)."""
+    known = _blur_hashes.get(seed)
+    if known is None:
+        known = _blur_hashes[seed] = encode(sample(seed), components_x=4, components_y=3)
+    return known
+
+
+def known_blur_hash(seed: str) -> str | None:
+    return _blur_hashes.get(seed)
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
