@@ -41,17 +41,20 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         watched: list[asyncio.Task[None]] = []
         settings = await _embedded_backends(settings, stack, watched)
         settings = await _stand_in(settings, host, stack)
-        after_ack = None
+        archived = None
         if embedded_log:
             try:
-                after_ack, archiver = await _archive(settings, stack)
+                archived, archiver = await _archive(settings, stack)
             except ArchiveMismatch as error:
                 print(f"jobline: cannot start: {error}", file=sys.stderr, flush=True)
                 return 1
             watched.append(archiver)
-        api = AppServer(create_app(settings, after_ack), host, port)
+        api = AppServer(create_app(settings, _bounded(archived)), host, port)
+        # A processor's append counts as done only once archived: the offset it derives from
+        # is released (and so checkpointed) only then. It waits as long as it takes (its
+        # offsets stay held); a dead archiver stops `jobline run` anyway.
         tasks = [
-            asyncio.create_task(component(settings), name=component.__module__)
+            asyncio.create_task(component(settings, archived), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)
         ]
         stack.push_async_callback(cancel_all, *tasks)
@@ -111,11 +114,22 @@ async def _archive(
     stack.push_async_callback(cancel_all, task)
 
     async def archived(acknowledged: Sequence[Any]) -> None:
-        async with asyncio.timeout(ARCHIVE_WAIT_S):  # a 503 for the caller, never a hang
-            for record in acknowledged:
-                await archive.wait_archived(record.topic, record.partition, record.offset)
+        for record in acknowledged:
+            await archive.wait_archived(record.topic, record.partition, record.offset)
 
     return archived, task
+
+
+def _bounded(archived: AfterAck | None) -> AfterAck | None:
+    """The archive wait as the API uses it: a 503 for the caller, never a hang."""
+    if archived is None:
+        return None
+
+    async def bounded(acknowledged: Sequence[Any]) -> None:
+        async with asyncio.timeout(ARCHIVE_WAIT_S):
+            await archived(acknowledged)
+
+    return bounded
 
 
 async def _start(child: Child, port: int, stack: AsyncExitStack) -> asyncio.Task[None]:

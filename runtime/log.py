@@ -143,10 +143,17 @@ class KafkaEventPublisher:
 class DeadLetters:
     """Writes a record that cannot be processed, with its original bytes and the reason."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, consumer_group: str) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        consumer_group: str,
+        after_ack: AfterAck | None = None,
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._group = consumer_group
+        self._after_ack = after_ack
         self.count = 0
 
     async def send(self, record: Any, reason: str) -> None:
@@ -156,9 +163,11 @@ class DeadLetters:
             ("dead-letter-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ("dead-letter-consumer", self._group.encode()),
         ]
-        await self._producer.send_and_wait(
+        acknowledged = await self._producer.send_and_wait(
             self._topic, record.value, key=record.key, headers=headers
         )
+        if self._after_ack is not None:
+            await self._after_ack([acknowledged])
         self.count += 1
         log.warning(
             "dead-lettered a record",

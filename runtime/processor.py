@@ -10,7 +10,14 @@ from aiokafka import AIOKafkaProducer
 
 from runtime.aio import shielded
 from runtime.consuming import ProcessorLoop
-from runtime.log import DeadLetters, KafkaEventPublisher, consumer, ensure_topics, start_producer
+from runtime.log import (
+    AfterAck,
+    DeadLetters,
+    KafkaEventPublisher,
+    consumer,
+    ensure_topics,
+    start_producer,
+)
 from runtime.offsets import OffsetTracker
 from runtime.settings import Settings
 
@@ -25,9 +32,12 @@ class ProcessorKit:
 
 
 @asynccontextmanager
-async def processor_kit(settings: Settings, name: str) -> AsyncIterator[ProcessorKit]:
+async def processor_kit(
+    settings: Settings, name: str, after_ack: AfterAck | None = None
+) -> AsyncIterator[ProcessorKit]:
     """Topics ensured, a started producer and a (not yet started) consumer loop for group
-    `<prefix>.<name>`; everything is stopped on exit."""
+    `<prefix>.<name>`; everything is stopped on exit. `after_ack` runs on every record it
+    appends before the append counts as done (and an offset it derives from is released)."""
     await ensure_topics(settings)
     group = f"{settings.topic_prefix}.{name}"
     topics = settings.topics
@@ -38,10 +48,9 @@ async def processor_kit(settings: Settings, name: str) -> AsyncIterator[Processo
             consumer(settings, group),
             topics.jobs,
             tracker,
-            DeadLetters(producer, topics.dead_letters, group),
+            DeadLetters(producer, topics.dead_letters, group, after_ack),
         )
-        yield ProcessorKit(
-            producer, KafkaEventPublisher(producer, topics.jobs), tracker, loop, topics.jobs
-        )
+        publisher = KafkaEventPublisher(producer, topics.jobs, after_ack)
+        yield ProcessorKit(producer, publisher, tracker, loop, topics.jobs)
     finally:
         await shielded(producer.stop())

@@ -14,12 +14,24 @@ Document = dict[str, Any]
 
 def open_store(settings: Settings, *, bounded: bool = True) -> AsyncMongoClient[Document]:
     """A client whose every operation gives up after JOBLINE_MONGODB_TIMEOUT_MS; `bounded=False`
-    for long polls such as change streams, which that bound would cut every few seconds."""
+    for long polls such as change streams, which that bound would cut every few seconds.
+
+    Every write is journaled (`j: true`) before the store acknowledges it: the store holds
+    parts of what jobline acknowledges (idempotency claims, fetch outcomes, the embedded
+    log's archive and group checkpoints, read-model writes that a checkpoint vouches for),
+    and without the journal a killed store loses the last writes it acknowledged (measured
+    on SecantusDB: 9-19 of 1,000; MongoDB flushes its journal only every 100 ms). With no
+    `w` given, MongoDB applies its default (majority on a replica set) on top."""
     # tz_aware: timestamps come back as aware UTC datetimes, equal to the events' own.
     # A 1 s heartbeat (default 10 s) finds a recovered store again within a request's timeout.
+    # serverSelectionTimeoutMS bounds what timeoutMS does not: `close()` ends its sessions
+    # on a server it first selects, and with the default 30 s a dead store held every
+    # component's shutdown (and so `jobline run`'s exit) for that long per client.
     return AsyncMongoClient(
         settings.store_uri,
+        journal=True,
         tz_aware=True,
+        serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         timeoutMS=settings.mongodb_timeout_ms if bounded else None,
         heartbeatFrequencyMS=1000,
         appname="jobline",

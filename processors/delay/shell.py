@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from processors.delay.core import is_due, job_due, seconds_until_due
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
-from runtime.log import EventPublisher
+from runtime.log import AfterAck, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -132,8 +132,8 @@ def _requested(item: Consumed) -> JobRequested:
     return item.event
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, after_ack: AfterAck | None = None) -> None:
     """The delay processor, until cancelled."""
-    async with processor_kit(settings, "delay") as kit:
+    async with processor_kit(settings, "delay", after_ack) as kit:
         handler = DelayHandler(kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up)
         await run_together(kit.loop.run(handler), handler.run_timers())

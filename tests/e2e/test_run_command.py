@@ -23,75 +23,24 @@ from runtime.settings import Settings
 from schema import JobDue, JobFailed, JobRequested, JobResolved
 from tests.conftest import StandInServer
 from tests.logread import read_events
+from tests.runs import FAST, alive, child_pids, read_until, start_jobline, still_running, stop
 
 pytestmark = pytest.mark.browser
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(p) for p in (task / "children").read_text().split()}
-    return found
-
-
-def _lingering(pids: set[int]) -> list[bytes]:
-    return [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in pids if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in status
-
-
-def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobline", *args],
-        cwd=cwd,
-        env=clean | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-
-
-def _read_until(process: subprocess.Popen[str], marker: str) -> str:
-    assert process.stdout is not None
-    output = ""
-    deadline = time.monotonic() + 60
-    while marker not in output:
-        line = process.stdout.readline()
-        assert line, f"exited early ({process.poll()}): {output}"
-        output += line
-        assert time.monotonic() < deadline, output
-    return output
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-FAST = {"JOBLINE_DELAY_MIN_S": "0.5", "JOBLINE_DELAY_MAX_S": "1", "JOBLINE_DELAY_STEP_S": "0.5"}
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
-    process = _start(["run", "--port", str(port)], tmp_path, JOBLINE_DATA_DIR=str(tmp_path), **FAST)
+    process = start_jobline(
+        ["run", "--port", str(port)], tmp_path, JOBLINE_DATA_DIR=str(tmp_path), **FAST
+    )
     try:
-        banner = _read_until(process, "Ctrl-C")
+        banner = read_until(process, "Ctrl-C")
         assert re.search(r"jobline is up in \d+\.\d s", banner)
         assert f"http://127.0.0.1:{port}/graphql" in banner
         yield process, f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 async def _resolves(base: str) -> dict[str, object]:
@@ -110,7 +59,7 @@ async def test_run_serves_everything_and_stops_cleanly(
     running: tuple[subprocess.Popen[str], str], browser: Browser
 ) -> None:
     process, base = running
-    children = _children(process.pid)
+    children = child_pids(process.pid)
     assert len(children) == 2  # the broker and the store, each its own process
     await _resolves(base)
 
@@ -121,14 +70,14 @@ async def test_run_serves_everything_and_stops_cleanly(
 
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 30) == 0
-    assert not [pid for pid in children if _alive(pid)], "a child outlived jobline run"
+    assert not [pid for pid in children if alive(pid)], "a child outlived jobline run"
 
 
 async def test_run_uses_configured_broker_and_store_and_starts_no_embedded_ones(
     tmp_path: Path, kafka: str, mongo: str, stand_in: StandInServer
 ) -> None:
     port = free_port()
-    process = _start(
+    process = start_jobline(
         ["run", "--port", str(port)],
         tmp_path,
         JOBLINE_KAFKA_BOOTSTRAP_SERVERS=kafka,
@@ -142,24 +91,24 @@ async def test_run_uses_configured_broker_and_store_and_starts_no_embedded_ones(
         **FAST,
     )
     try:
-        banner = _read_until(process, "Ctrl-C")
+        banner = read_until(process, "Ctrl-C")
         assert f"broker    {kafka}" in banner
         assert f"store     {mongo}" in banner
         assert f"photos    Unsplash ({stand_in.url})" in banner
-        assert _children(process.pid) == set()
+        assert child_pids(process.pid) == set()
         await _resolves(f"http://127.0.0.1:{port}")
         assert stand_in.state.photos == 1
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_stand_in_command_answers_like_unsplash(tmp_path: Path) -> None:
     port = free_port()
-    process = _start(["stand-in", "--port", str(port)], tmp_path)
+    process = start_jobline(["stand-in", "--port", str(port)], tmp_path)
     try:
-        _read_until(process, "listening")
+        read_until(process, "listening")
         base = f"http://127.0.0.1:{port}"
         refused = httpx.get(f"{base}/photos/random", params={"query": "food"})
         assert refused.status_code == 401
@@ -180,7 +129,7 @@ def test_stand_in_command_answers_like_unsplash(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
-        _stop(process)
+        stop(process)
 
 
 async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
@@ -194,10 +143,10 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
         "JOBLINE_DELAY_STEP_S": "0.5",
     }
     base = f"http://127.0.0.1:{port}"
-    first = _start(["run", "--port", str(port)], tmp_path, **env)
+    first = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
-        _read_until(first, "Ctrl-C")
-        children = _children(first.pid)
+        read_until(first, "Ctrl-C")
+        children = child_pids(first.pid)
         done_before = [await _resolves(base) for _ in range(3)]
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             pending = [(await http.post("/jobs")).json() for _ in range(15)]
@@ -205,15 +154,15 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
         first.send_signal(signal.SIGKILL)
         first.wait()
         deadline = time.monotonic() + 10
-        while lingering := _lingering(children):  # they die with it
+        while lingering := still_running(children):  # they die with it
             assert time.monotonic() < deadline, f"children outlived a killed run: {lingering}"
             await asyncio.sleep(0.1)
     finally:
-        _stop(first)
+        stop(first)
 
-    second = _start(["run", "--port", str(port)], tmp_path, **env)
+    second = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
-        banner = _read_until(second, "Ctrl-C")
+        banner = read_until(second, "Ctrl-C")
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
             for job in done_before:
                 again = (await http.get(f"/jobs/{job['id']}")).json()
@@ -241,7 +190,7 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
         second.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 30) == 0
     finally:
-        _stop(second)
+        stop(second)
 
 
 async def test_run_refuses_checkpoints_past_the_end_of_a_reset_log(
@@ -254,16 +203,16 @@ async def test_run_refuses_checkpoints_past_the_end_of_a_reset_log(
         **FAST,
     }
     port = free_port()
-    first = _start(["run", "--port", str(port)], tmp_path, **env)
+    first = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
-        _read_until(first, "Ctrl-C")
+        read_until(first, "Ctrl-C")
         for _ in range(3):
             await _resolves(f"http://127.0.0.1:{port}")
         await asyncio.sleep(1.5)  # the archiver keeps the groups' checkpoints
         first.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(first.wait, 30) == 0
     finally:
-        _stop(first)
+        stop(first)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
     try:  # the log is lost, its archive too; the checkpoints remain
         await client[tmp_path.name]["log_archive"].drop()
@@ -299,13 +248,13 @@ def test_run_stops_with_a_clear_error_when_its_broker_dies(tmp_path: Path) -> No
             text=True,
         )
         try:
-            _read_until(process, "Ctrl-C")
-            children = _children(process.pid)
+            read_until(process, "Ctrl-C")
+            children = child_pids(process.pid)
             tansu = next(p for p in children if "tansu" in Path(f"/proc/{p}/cmdline").read_text())
             os.kill(tansu, signal.SIGKILL)
             assert process.wait(timeout=30) == 1
         finally:
-            _stop(process)
+            stop(process)
     assert "broker (Tansu) stopped" in (tmp_path / "stderr.log").read_text()
     assert "exited unexpectedly" in (tmp_path / "stderr.log").read_text()
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in children if alive(pid)]

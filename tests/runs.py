@@ -1,0 +1,64 @@
+"""`jobline run` as a child process of a test: start it, read its banner, find its children,
+stop it (only the processes the test started, by PID)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def child_pids(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(p) for p in (task / "children").read_text().split()}
+    return found
+
+
+def still_running(pids: set[int]) -> list[bytes]:
+    return [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in pids if alive(pid)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def start_jobline(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobline", *args],
+        cwd=cwd,
+        env=clean | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def read_until(process: subprocess.Popen[str], marker: str) -> str:
+    assert process.stdout is not None
+    output = ""
+    deadline = time.monotonic() + 60
+    while marker not in output:
+        line = process.stdout.readline()
+        assert line, f"exited early ({process.poll()}): {output}"
+        output += line
+        assert time.monotonic() < deadline, output
+    return output
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+FAST = {"JOBLINE_DELAY_MIN_S": "0.5", "JOBLINE_DELAY_MAX_S": "1", "JOBLINE_DELAY_STEP_S": "0.5"}
