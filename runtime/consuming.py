@@ -161,6 +161,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info(
             "partitions assigned",
             extra={
+                "group": self._loop.dead_letters.consumer_group,
                 "topic": self._loop.topic,
                 "partitions": sorted(tp.partition for tp in assigned),
             },

@@ -152,7 +152,7 @@ class DeadLetters:
     ) -> None:
         self._producer = producer
         self._topic = topic
-        self._group = consumer_group
+        self.consumer_group = consumer_group
         self._after_ack = after_ack
         self.count = 0
 
@@ -161,7 +161,7 @@ class DeadLetters:
             *(record.headers or ()),
             ("dead-letter-reason", reason.encode()),
             ("dead-letter-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-            ("dead-letter-consumer", self._group.encode()),
+            ("dead-letter-consumer", self.consumer_group.encode()),
         ]
         acknowledged = await self._producer.send_and_wait(
             self._topic, record.value, key=record.key, headers=headers
@@ -176,7 +176,7 @@ class DeadLetters:
                 "partition": record.partition,
                 "offset": record.offset,
                 "reason": reason,
-                "consumer": self._group,
+                "consumer": self.consumer_group,
                 "dead_letters": self.count,
             },
         )

@@ -127,7 +127,7 @@ class System:
         return job
 
     async def wait_for(
-        self, job_id: str, statuses: tuple[str, ...] = ("resolved", "failed"), timeout_s: float = 30
+        self, job_id: str, statuses: tuple[str, ...] = ("resolved", "failed"), timeout_s: float = 90
     ) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
@@ -136,6 +136,15 @@ class System:
                 return job
             assert asyncio.get_running_loop().time() < deadline, f"job stuck: {job}"
             await asyncio.sleep(0.1)
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Wait until `condition()` holds: a condition, never a guessed sleep, bounded generously
+    for a machine whose cores are busy elsewhere."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.05)
 
 
 async def _within(awaitable: Awaitable[Any], what: str, timeout_s: float = 15) -> None:

@@ -18,6 +18,10 @@ from runtime.store import Document
 from schema import Event
 
 DUPLICATE_KEY = 11000
+# Ops per bulk write. Each write must finish within JOBLINE_MONGODB_TIMEOUT_MS even on a busy
+# machine (the embedded store does ~1,100 guarded upserts/s when quiet); a write that times
+# out is retried whole, so one too big to ever finish would stall the projection for good.
+BULK_OPS = 200
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 # The shape of the documents this code writes. Bump it when a change of `view.py` makes the
 # stored documents stale; a projection that finds an older shape rebuilds them from the log.
@@ -86,17 +90,20 @@ class MongoJobViews:
             chains = [rest for i in collided if (rest := chains[i].rest()) is not None]
 
     async def _write(self, ops: list[UpdateOne]) -> list[int]:
-        """Run the bulk write; return the indexes of the ops that collided on `_id`."""
-        try:
-            await self.collection.bulk_write(ops, ordered=False)
-        except BulkWriteError as error:
-            errors = error.details["writeErrors"]
-            if error.details.get("writeConcernErrors") or any(
-                e["code"] != DUPLICATE_KEY for e in errors
-            ):
-                raise
-            return sorted(e["index"] for e in errors)
-        return []
+        """Run the ops in bulk writes of BULK_OPS; return the indexes of those that collided
+        on `_id`."""
+        collided: list[int] = []
+        for start in range(0, len(ops), BULK_OPS):
+            try:
+                await self.collection.bulk_write(ops[start : start + BULK_OPS], ordered=False)
+            except BulkWriteError as error:
+                errors = error.details["writeErrors"]
+                if error.details.get("writeConcernErrors") or any(
+                    e["code"] != DUPLICATE_KEY for e in errors
+                ):
+                    raise
+                collided += sorted(start + e["index"] for e in errors)
+        return collided
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zero or not)."""

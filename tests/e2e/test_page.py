@@ -107,6 +107,10 @@ async def test_several_jobs_at_once_and_the_counters_follow(
 
 async def test_scrolling_loads_the_next_page(browser: Browser, system: System) -> None:
     created = [await system.create() for _ in range(35)]
+    # Settled before the page opens: a live update of one of the 5 oldest jobs would add its
+    # card below the first page (in order, deduped on scroll), and the count would not be 30.
+    for job in created:
+        await system.wait_for(job["id"], timeout_s=120)
     page = await browser.new_page()
     await page.goto(system.base_url + "/")
     await expect(page.locator(".job")).to_have_count(30)

@@ -174,6 +174,7 @@ async def _all_terminal(settings: Settings, job_ids: set[str], timeout_s: float)
         await client.close()
 
 
+@pytest.mark.timeout(900)  # 65-80 s on a quiet machine, 220 s seen with both cores busy
 async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
     cluster: Cluster, stand_in: StandInServer
 ) -> None:
@@ -182,7 +183,7 @@ async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
     started = time.monotonic()
     await asyncio.gather(_create_all(cluster, acknowledged), _kill_at_random(cluster, rng))
     assert len(acknowledged) == JOBS
-    docs = await _all_terminal(cluster.settings, set(acknowledged.values()), timeout_s=120)
+    docs = await _all_terminal(cluster.settings, set(acknowledged.values()), timeout_s=600)
     took = time.monotonic() - started
 
     events = await read_events(cluster.settings)

@@ -10,7 +10,7 @@ from functools import reduce
 import pytest
 from pymongo import AsyncMongoClient
 
-from projections.jobs.store import MongoJobViews
+from projections.jobs.store import BULK_OPS, MongoJobViews
 from projections.jobs.view import JobView, evolve
 from runtime.clock import utc_now
 from runtime.settings import Settings
@@ -91,6 +91,18 @@ async def test_a_re_emitted_event_after_a_cut_leaves_the_first_copy(
     assert live is not None
     assert live["history"]["2"]["occurred_at"] == due.occurred_at
     assert live["version"] == 3
+
+
+async def test_collisions_are_retried_across_bulk_chunks(views: MongoJobViews) -> None:
+    """More jobs than one bulk write takes, every other one already at version 1: the
+    collided chains, wherever they sit in the chunks, are written again without their
+    first event."""
+    lives = [job_life(f"many-{i:04}", utc_now()) for i in range(BULK_OPS * 2 + 50)]
+    await views.apply([life[0] for life in lives[::2]])
+    await views.apply([event for life in lives for event in life[:2]])
+    docs = await _docs(views)
+    assert len(docs) == len(lives)
+    assert {(d["status"], d["version"], len(d["history"])) for d in docs} == {("processing", 2, 2)}
 
 
 async def test_pages_are_newest_first_with_stable_cursors(views: MongoJobViews) -> None:
