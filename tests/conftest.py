@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from pydantic import SecretStr
 
@@ -30,6 +31,14 @@ from projections.jobs.runner import run as run_projection
 from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests check properties, not speed: on a machine whose cores are busy elsewhere a
+# generated example can take longer than Hypothesis's 200 ms deadline, and generating inputs
+# can trip its too-slow health check. Neither says anything about the code under test.
+hypothesis.settings.register_profile(
+    "jobline", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("jobline")
 
 
 def _start_child(child: Child, port: int) -> Child:
