@@ -148,7 +148,11 @@ async def test_poison_records_go_to_dead_letters_and_partitions_move_on(
         assert headers["dead-letter-source"].decode().startswith(f"{topic}/")
 
 
-async def test_the_projection_catches_up_after_a_store_outage(system: System) -> None:
+async def test_the_projection_catches_up_after_a_store_outage(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    # No job may fall due before the outage begins, however slowly the jobs are created.
+    system = await make_system(delay_min_s=2.0, delay_max_s=3.0, delay_step_s=0.5)
     jobs = [await system.create() for _ in range(5)]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
     try:
@@ -160,7 +164,9 @@ async def test_the_projection_catches_up_after_a_store_outage(system: System) ->
             }
         )
         try:
-            await asyncio.sleep(2.5)  # every job falls due and is fetched meanwhile
+            await eventually(  # every job falls due and is fetched meanwhile
+                lambda: stand_in.state.photos == len(jobs), "every job fetched during the outage"
+            )
             during = [(await system.http.get(f"/jobs/{j['id']}")).json() for j in jobs]
             assert {j["status"] for j in during} == {"pending"}  # reads still work
         finally:
