@@ -82,12 +82,14 @@ class JobService:
             )
         if claim.event.event_id != event.event_id and not claim.published:
             claim = await self._wait_for_publication(idempotency_key, claim)
-        existing = await self._views.get(claim.event.job_id)
-        if existing is None and not claim.published:
-            # Ours, or the first request's if it died between claiming and publishing.
-            await self._publish(claim.event)
         if not claim.published:
+            # Ours, or the first request's if it died before marking it published: whether
+            # its record is on the log is unknown, so append it (a copy of the same event is
+            # harmless). A job in the read model proves nothing: under `jobline run` the
+            # projection can apply a record the broker then loses before it is archived.
+            await self._publish(claim.event)
             await self._keys.mark_published(idempotency_key)
+        existing = await self._views.get(claim.event.job_id)
         return existing or JobView.from_doc(evolve(None, claim.event))
 
     async def _publish(self, event: Event) -> None:

@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 
 from api.commands import request_job
 from api.service import fingerprint
+from projections.jobs.store import MongoJobViews
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.store import database
@@ -158,6 +159,31 @@ async def test_a_retry_completes_a_creation_that_died_after_claiming_its_key(
     retried = await system.create(**{"Idempotency-Key": "order-99"})
     assert retried["id"] == "orphan-job"
     assert (await system.wait_for("orphan-job"))["status"] == "resolved"
+
+
+async def test_a_retry_appends_a_claimed_job_that_the_read_model_has_but_the_log_lost(
+    system: System,
+) -> None:
+    # The store-kill test's schedule: the first request claimed its key and appended its
+    # record; the projection applied it; the embedded broker died before the record was
+    # archived, so after the restart the read model has the job and the log does not.
+    lost = request_job(
+        job_id="lost-job",
+        event_id="lost-event",
+        now=utc_now(),
+        delay_s=0.2,
+        idempotency_key="order-100",
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        db = database(client, system.settings)
+        await ClaimStore(db["idempotency_keys"]).claim("order-100", lost, fingerprint(None))
+        await MongoJobViews(db["jobs"]).apply([lost])
+    finally:
+        await client.close()
+    retried = await system.create(**{"Idempotency-Key": "order-100"})
+    assert retried["id"] == "lost-job"
+    assert (await system.wait_for("lost-job"))["status"] == "resolved"
 
 
 async def test_a_failing_store_answers_503_with_a_message(system: System) -> None:
