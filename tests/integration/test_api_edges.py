@@ -138,23 +138,27 @@ async def test_a_key_reused_for_a_different_request_is_refused(system: System) -
     assert not_json.status_code == 422
 
 
+async def _unpublished_claim(system: System, key: str, job_id: str, *, projected: bool) -> None:
+    """A claim for `key` that no request marked published; `projected`: its job is in the
+    read model too. Nothing is appended to the log."""
+    event = request_job(
+        job_id=job_id, event_id=f"{job_id}-event", now=utc_now(), delay_s=0.2, idempotency_key=key
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        db = database(client, system.settings)
+        await ClaimStore(db["idempotency_keys"]).claim(key, event, fingerprint(None))
+        if projected:
+            await MongoJobViews(db["jobs"]).apply([event])
+    finally:
+        await client.close()
+
+
 async def test_a_retry_completes_a_creation_that_died_after_claiming_its_key(
     system: System,
 ) -> None:
     # As if the first request's API process died between claiming the key and publishing.
-    orphan = request_job(
-        job_id="orphan-job",
-        event_id="orphan-event",
-        now=utc_now(),
-        delay_s=0.2,
-        idempotency_key="order-99",
-    )
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
-    try:
-        keys = ClaimStore(database(client, system.settings)["idempotency_keys"])
-        await keys.claim("order-99", orphan, fingerprint(None))
-    finally:
-        await client.close()
+    await _unpublished_claim(system, "order-99", "orphan-job", projected=False)
     assert (await system.http.get("/jobs/orphan-job")).status_code == 404
     retried = await system.create(**{"Idempotency-Key": "order-99"})
     assert retried["id"] == "orphan-job"
@@ -167,20 +171,7 @@ async def test_a_retry_appends_a_claimed_job_that_the_read_model_has_but_the_log
     # The store-kill test's schedule: the first request claimed its key and appended its
     # record; the projection applied it; the embedded broker died before the record was
     # archived, so after the restart the read model has the job and the log does not.
-    lost = request_job(
-        job_id="lost-job",
-        event_id="lost-event",
-        now=utc_now(),
-        delay_s=0.2,
-        idempotency_key="order-100",
-    )
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
-    try:
-        db = database(client, system.settings)
-        await ClaimStore(db["idempotency_keys"]).claim("order-100", lost, fingerprint(None))
-        await MongoJobViews(db["jobs"]).apply([lost])
-    finally:
-        await client.close()
+    await _unpublished_claim(system, "order-100", "lost-job", projected=True)
     retried = await system.create(**{"Idempotency-Key": "order-100"})
     assert retried["id"] == "lost-job"
     assert (await system.wait_for("lost-job"))["status"] == "resolved"
