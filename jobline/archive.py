@@ -5,8 +5,9 @@ topics into the store as it is written (topic, partition, offset, key, headers, 
 timestamp), plus each consumer group's committed offsets, capped at what is archived. On the
 next start, before any processor runs, an empty broker is refilled from the archive at the
 same offsets and the groups' offsets are restored. A create is acknowledged only once its
-record is archived, so no acknowledged job is lost; the archiver's lag bounds only what
-processors wrote just before a stop, which they derive again.
+record is archived, so no acknowledged job is lost; processors act only on archived records
+(a job the restored log lacks never reaches the read model), and what they appended but was
+not archived before a stop, they derive again.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bson import Binary
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.aio import shielded
+from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.log import start_client
 from runtime.logreader import LogReader
 from runtime.settings import Settings
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 RECORDS, GROUPS = "log_archive", "log_archive_groups"
 GROUP_SNAPSHOT_S = 0.5
 COMPONENTS = ("delay", "fetcher", "projection")
+ARCHIVE_DOCS = 1000  # most records per archive write
+DUPLICATE_KEY = 11000
 
 
 class ArchiveMismatch(RuntimeError):
@@ -49,6 +53,8 @@ class LogArchive:
         self._topics = (settings.topics.jobs, settings.topics.dead_letters)
         self._archived: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Condition()
+        self._chunk = ChunkSize(ARCHIVE_DOCS)
+        self._retry = Retry(log, "cannot archive records; retrying")
 
     @property
     def groups(self) -> list[str]:
@@ -189,19 +195,24 @@ class LogArchive:
             consumer.seek(tp, self._archived.setdefault((tp.topic, tp.partition), 0))
 
     async def _store(self, records: Iterable[Any]) -> None:
+        """Archive the records, retrying (in smaller writes, after growing pauses) until the
+        store takes them: a slow or absent store delays acknowledgements, never ends this."""
         docs = [_doc(r) for r in records]
-        if not docs:
-            return
-        try:
-            await self._records.insert_many(docs, ordered=False)
-        except BulkWriteError as error:  # already archived (a restart re-reads a little)
-            if any(e["code"] != 11000 for e in error.details["writeErrors"]):
-                raise
-        async with self._progress:
-            for doc in docs:
-                key = (doc["topic"], doc["partition"])
-                self._archived[key] = max(self._archived.get(key, 0), doc["offset"] + 1)
-            self._progress.notify_all()
+
+        async def write(start: int, end: int) -> None:
+            chunk = docs[start:end]
+            try:
+                await self._records.insert_many(chunk, ordered=False)
+            except BulkWriteError as error:  # already archived (a restart re-reads a little)
+                if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                    raise
+            async with self._progress:
+                for doc in chunk:
+                    key = (doc["topic"], doc["partition"])
+                    self._archived[key] = max(self._archived.get(key, 0), doc["offset"] + 1)
+                self._progress.notify_all()
+
+        await write_chunked(len(docs), self._chunk, write, self._retry)
 
     async def _snapshot_groups(self, admin: AIOKafkaAdminClient) -> None:
         jobs = self._settings.topics.jobs
@@ -220,7 +231,10 @@ class LogArchive:
                         UpdateOne({"_id": group}, {"$set": {"offsets": offsets}}, upsert=True)
                     )
         if ops:
-            await self._groups.bulk_write(ops)
+            try:
+                await self._groups.bulk_write(ops)
+            except PyMongoError as error:  # the next snapshot writes them again
+                log.warning("cannot archive group offsets", extra={"error": repr(error)})
 
     async def wait_archived(self, topic: str, partition: int, offset: int) -> None:
         """Return once the record at `offset` is in the archive."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-
-from pymongo.errors import PyMongoError
 
 from projections.jobs.replay import replay
 from projections.jobs.store import SHAPE, MongoJobViews
+from runtime.backoff import Retry
 from runtime.consuming import Consumed
 from runtime.log import AfterAck
 from runtime.offsets import OffsetTracker
@@ -17,7 +15,6 @@ from runtime.settings import Settings
 from runtime.store import database, open_store
 
 log = logging.getLogger(__name__)
-RETRY_S = 1.0
 
 
 class ProjectionHandler:
@@ -25,16 +22,12 @@ class ProjectionHandler:
         self._views = views
         self._tracker = tracker
         self._topic = topic
+        self._retry = Retry(log, "read model write failed; retrying")
 
     async def handle(self, batch: list[Consumed]) -> None:
-        while True:
-            try:
-                await self._views.apply([item.event for item in batch])
-                break
-            except PyMongoError as error:
-                # The store is down or failing: keep the batch (offsets stay held) and retry.
-                log.warning("read model write failed; retrying", extra={"error": repr(error)})
-                await asyncio.sleep(RETRY_S)
+        # The store down, failing or slow: the batch is kept (its offsets stay held) and
+        # retried after growing pauses, in smaller writes (runtime/backoff.py).
+        await self._views.apply([item.event for item in batch], self._retry)
         for item in batch:
             self._tracker.release(item.partition, item.offset)
         if batch:

@@ -14,14 +14,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from projections.jobs.view import STATUSES, JobView, plan
+from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.store import Document
 from schema import Event
 
 DUPLICATE_KEY = 11000
-# Ops per bulk write. Each write must finish within JOBLINE_MONGODB_TIMEOUT_MS even on a busy
-# machine and an aged embedded store (it has been seen below 70 upserts/s); a write that times
-# out is retried whole, so one too big to ever finish would stall the projection for good.
-BULK_OPS = 50
+# Most ops per bulk write. A write that fails (say, times out on a busy machine and an aged
+# embedded store, seen below 70 upserts/s) halves the next one's size: see runtime/backoff.py.
+BULK_OPS = 500
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 # The shape of the documents this code writes. Bump it when a change of `view.py` makes the
 # stored documents stale; a projection that finds an older shape rebuilds them from the log.
@@ -46,6 +46,7 @@ class JobReadStore(Protocol):
 class MongoJobViews:
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self.collection = collection
+        self.chunk = ChunkSize(BULK_OPS)
 
     async def prepare(self, name: str = "jobs") -> bool:
         """Indexes, and the shape check: True when the documents stored under `name` are
@@ -70,12 +71,16 @@ class MongoJobViews:
             [("status", 1), *NEWEST_FIRST], name="status_newest_first"
         )
 
-    async def apply(self, events: Sequence[Event]) -> None:
+    async def apply(self, events: Sequence[Event], retry: Retry | None = None) -> None:
         """Apply a batch with one bulk write of one guarded upsert per job (see `Chain`).
 
         A job whose view is already at or past a chain's first version makes its upsert
         collide on `_id` (E11000): that event is already applied, so the chain is written
-        again without it. Only jobs with redelivered events pay that second round."""
+        again without it. Only jobs with redeliveries pay that second round.
+
+        A failed write shrinks the next ones. Without `retry` it raises; with it (background
+        writers), the failed chunk alone is written again, smaller, after a pause, until the
+        store takes it (runtime/backoff.py)."""
         chains = plan(events)
         while chains:
             ops = [
@@ -86,24 +91,28 @@ class MongoJobViews:
                 )
                 for chain in chains
             ]
-            collided = await self._write(ops)
+            collided = await self._write(ops, retry)
             chains = [rest for i in collided if (rest := chains[i].rest()) is not None]
 
-    async def _write(self, ops: list[UpdateOne]) -> list[int]:
-        """Run the ops in bulk writes of BULK_OPS; return the indexes of those that collided
-        on `_id`."""
-        collided: list[int] = []
-        for start in range(0, len(ops), BULK_OPS):
+    async def _write(self, ops: list[UpdateOne], retry: Retry | None) -> list[int]:
+        """Run the ops in bulk writes (runtime/backoff.py); return the indexes of those that
+        collided on `_id`. A retried chunk is idempotent: the ops of it that did apply
+        collide the second time."""
+        collided: set[int] = set()
+
+        async def write(start: int, end: int) -> None:
             try:
-                await self.collection.bulk_write(ops[start : start + BULK_OPS], ordered=False)
+                await self.collection.bulk_write(ops[start:end], ordered=False)
             except BulkWriteError as error:
                 errors = error.details["writeErrors"]
                 if error.details.get("writeConcernErrors") or any(
                     e["code"] != DUPLICATE_KEY for e in errors
                 ):
                     raise
-                collided += sorted(start + e["index"] for e in errors)
-        return collided
+                collided.update(start + e["index"] for e in errors)
+
+        await write_chunked(len(ops), self.chunk, write, retry)
+        return sorted(collided)
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zero or not)."""

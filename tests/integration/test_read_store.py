@@ -10,8 +10,9 @@ from functools import reduce
 import pytest
 from pymongo import AsyncMongoClient
 
-from projections.jobs.store import BULK_OPS, MongoJobViews
+from projections.jobs.store import MongoJobViews
 from projections.jobs.view import JobView, evolve
+from runtime.backoff import ChunkSize
 from runtime.clock import utc_now
 from runtime.settings import Settings
 from runtime.store import Document, database, open_store
@@ -97,7 +98,8 @@ async def test_collisions_are_retried_across_bulk_chunks(views: MongoJobViews) -
     """More jobs than one bulk write takes, every other one already at version 1: the
     collided chains, wherever they sit in the chunks, are written again without their
     first event."""
-    lives = [job_life(f"many-{i:04}", utc_now()) for i in range(BULK_OPS * 2 + 50)]
+    views.chunk = ChunkSize(40)
+    lives = [job_life(f"many-{i:04}", utc_now()) for i in range(40 * 2 + 10)]
     await views.apply([life[0] for life in lives[::2]])
     await views.apply([event for life in lives for event in life[:2]])
     docs = await _docs(views)
