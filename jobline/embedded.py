@@ -50,9 +50,10 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
                 return 1
             watched.append(archiver)
         api = AppServer(create_app(settings, _bounded(archived)), host, port)
-        # A processor's append counts as done only once archived: the offset it derives from
-        # is released (and so checkpointed) only then. It waits as long as it takes (its
-        # offsets stay held); a dead archiver stops `jobline run` anyway.
+        # A processor acts on a record only once it is archived, and its append counts as
+        # done only once archived: the offset it derives from is released (and so
+        # checkpointed) only then. It waits as long as it takes (its offsets stay held); a
+        # dead archiver stops `jobline run` anyway.
         tasks = [
             asyncio.create_task(component(settings, archived), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from runtime.aio import cancel_all, raise_if_cancelled, shielded
-from runtime.log import DeadLetters, start_client
+from runtime.log import AfterAck, DeadLetters, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
@@ -54,8 +54,10 @@ class ProcessorLoop:
         topic: str,
         tracker: OffsetTracker,
         dead_letters: DeadLetters,
+        archived: AfterAck | None = None,
     ) -> None:
         self.consumer = consumer
+        self.archived = archived
         self.topic = topic
         self.tracker = tracker
         self.dead_letters = dead_letters
@@ -83,6 +85,11 @@ class ProcessorLoop:
             while True:
                 raise_if_cancelled()
                 fetched = await self.consumer.getmany(timeout_ms=200)
+                if self.archived is not None and fetched:
+                    # Under `jobline run` a record counts only once archived: an effect of
+                    # one the broker could lose with it (a job in the read model that the
+                    # restored log lacks) must not happen.
+                    await self.archived([records[-1] for records in fetched.values() if records])
                 batch = [
                     item
                     for tp, records in fetched.items()

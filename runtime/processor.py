@@ -37,7 +37,9 @@ async def processor_kit(
 ) -> AsyncIterator[ProcessorKit]:
     """Topics ensured, a started producer and a (not yet started) consumer loop for group
     `<prefix>.<name>`; everything is stopped on exit. `after_ack` runs on every record it
-    appends before the append counts as done (and an offset it derives from is released)."""
+    appends before the append counts as done (and an offset it derives from is released),
+    and on every record it fetches before handling it: under `jobline run`, the wait for the
+    archive, so that nothing acts on a record the embedded broker could still lose."""
     await ensure_topics(settings)
     group = f"{settings.topic_prefix}.{name}"
     topics = settings.topics
@@ -49,6 +51,7 @@ async def processor_kit(
             topics.jobs,
             tracker,
             DeadLetters(producer, topics.dead_letters, group, after_ack),
+            after_ack,
         )
         publisher = KafkaEventPublisher(producer, topics.jobs, after_ack)
         yield ProcessorKit(producer, publisher, tracker, loop, topics.jobs)

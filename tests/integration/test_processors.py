@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,9 +14,15 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from processors.fetcher.shell import run as run_fetcher
+from projections.jobs.runner import run as run_projection
+from runtime.clock import utc_now
+from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.settings import Settings
+from runtime.store import database, open_store
 from schema import JobDue, JobResolved, encode
 from tests.conftest import StandInServer, System, SystemFactory, eventually
 from tests.logread import read_events, read_topic
+from tests.unit.events import job_life
 
 
 async def test_delay_processor_restart_while_jobs_wait(make_system: SystemFactory) -> None:
@@ -181,3 +188,41 @@ async def test_the_projection_catches_up_after_a_store_outage(
         if isinstance(e, JobResolved):
             photos[e.job_id].add(e.photo.id)
     assert all(len(p) == 1 for p in photos.values())
+
+
+async def test_processors_act_only_on_records_the_gate_lets_through(settings: Settings) -> None:
+    """Under `jobline run` the gate is the archive: a record the embedded broker could still
+    lose (not archived yet) must have no effect. Here the projection's gate holds: it has
+    fetched the job's record and must not write the job until the gate opens."""
+    requested = job_life("gated", utc_now())[0]
+    asked: list[tuple[str, int, int]] = []
+    opened = asyncio.Event()
+
+    async def gate(records: Sequence[Any]) -> None:
+        asked.extend((r.topic, r.partition, r.offset) for r in records)
+        await opened.wait()
+
+    await ensure_topics(settings)
+    producer = await start_producer(settings, "test")
+    try:
+        await KafkaEventPublisher(producer, settings.topics.jobs).publish([requested])
+    finally:
+        await producer.stop()
+    client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
+    jobs = database(client, settings)["jobs"]
+    task = asyncio.create_task(run_projection(settings, gate))
+    try:
+        await eventually(lambda: bool(asked), "the projection fetches the record")
+        assert asked[-1][0] == settings.topics.jobs
+        await asyncio.sleep(0.5)  # room for a write that must not happen
+        assert await jobs.find_one({"_id": "gated"}) is None
+        opened.set()
+        async with asyncio.timeout(60):
+            while await jobs.find_one({"_id": "gated"}) is None:
+                assert not task.done(), task
+                await asyncio.sleep(0.05)
+    finally:
+        opened.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
