@@ -37,13 +37,10 @@ async def run_load(
     connections: int,
     seconds: float,
     headers: dict[str, str] | None = None,
+    body: bytes = b"",
 ) -> Load:
     """`connections` keep-alive connections send `method path` back to back for `seconds`."""
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Length: 0"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    host, port, request = request_bytes(base_url, method, path, headers, body)
     load = Load()
     deadline = time.monotonic() + seconds
 
@@ -67,6 +64,12 @@ async def run_load(
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
+    status, _ = await read_response(reader)
+    return status
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One response off a keep-alive connection: its status and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     length = 0
@@ -74,5 +77,20 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         name, _, value = line.partition(":")
         if name.strip().lower() == "content-length":
             length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    body = await reader.readexactly(length)
+    return int(status_line.split()[1]), body
+
+
+def request_bytes(
+    base_url: str,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> tuple[str, int, bytes]:
+    """(host, port, the bytes of one request) for `method path` with `body`."""
+    url = urlsplit(base_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body

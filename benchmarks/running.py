@@ -36,8 +36,13 @@ def on_jobline_run(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
             stop(process)
 
 
-def start(port: int, data_dir: str) -> subprocess.Popen[bytes]:
+def start(
+    port: int, data_dir: str, settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`jobline run` on the embedded default: JOBLINE_* variables of this environment are
+    ignored, `settings` (JOBLINE_* variables) are applied."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    env |= settings or {}
     env["JOBLINE_DATA_DIR"] = data_dir
     return subprocess.Popen(  # noqa: S603 - our own interpreter and command
         [sys.executable, "-m", "jobline", "run", "--port", str(port)],

@@ -1,0 +1,556 @@
+"""The benchmark suite: intake, growth, keeping up and reads at size, each beside its baseline
+measured in the same run. Prints a table and writes a JSON report. Asserts no timing.
+
+    .venv/bin/python benchmarks/suite.py [--size smoke|default|full] [--json PATH]
+
+It starts what it needs on free loopback ports and stops it: a bare FastAPI app (the ceiling
+of one uvicorn worker here, the intake baseline), then `jobline run` on the embedded default
+(a throwaway data dir). Every load comes from this process over keep-alive connections
+(benchmarks/loadclient.py), and every phase is bounded in count and time.
+
+1. Intake: `POST /jobs` from 50 clients, then from one, against the bare endpoint.
+2. Growth: 50 clients create jobs up to the size (250,000 for `full`) while the earlier ones
+   come due and resolve; rate, p99 and 5xx answers per chunk (10,000 jobs for `full`).
+3. Keeping up: a GraphQL subscription (`jobUpdates`) sees every change; for each job that was
+   due during the run, the lag from `due_at` to its resolution arriving there.
+4. Reads at size: at the first chunk and at the end, with a steady 50 creations/s running,
+   each read route from 8 clients; the baseline is the same route at the first size.
+5. The resident memory of every process of `jobline run` at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from loadclient import Load, read_response, request_bytes, run_load
+from running import ROOT, start, stop, wait_until_up
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+from websockets.typing import Subprotocol
+
+from jobline.serving import free_port
+
+
+@dataclass(frozen=True)
+class Size:
+    jobs: int  # jobs in the store at the end of growth
+    chunk: int  # growth is reported per this many creations
+    intake_s: float
+    read_s: float
+    steady_rate: float  # creations/s while reads are measured
+    grace_s: float  # how long after growth to wait for jobs that were due during it
+    env: dict[str, str] = field(default_factory=dict)
+
+
+SIZES = {
+    # Short delays, so jobs resolve within a smoke run.
+    "smoke": Size(
+        jobs=600,
+        chunk=200,
+        intake_s=1,
+        read_s=1,
+        steady_rate=20,
+        grace_s=20,
+        env={
+            "JOBLINE_DELAY_MIN_S": "0.5",
+            "JOBLINE_DELAY_MAX_S": "3",
+            "JOBLINE_DELAY_STEP_S": "0.5",
+        },
+    ),
+    "default": Size(jobs=20_000, chunk=5_000, intake_s=10, read_s=5, steady_rate=50, grace_s=30),
+    "full": Size(jobs=250_000, chunk=10_000, intake_s=10, read_s=5, steady_rate=50, grace_s=30),
+}
+CLIENTS = 50
+READ_CLIENTS = 8
+PAGE = 30
+DEEP_PAGES = 100
+JSON_HEADERS = {"Content-Type": "application/json"}
+GRAPHQL_JOBS = json.dumps(
+    {"query": f"{{ jobs(first: {PAGE}) {{ edges {{ node {{ id status }} }} }} }}"}
+)
+
+
+def figures(load: Load) -> dict[str, Any]:
+    errors = sum(n for status, n in load.statuses.items() if status >= 500)
+    return {
+        "rate": round(load.rate, 1),
+        "p50_ms": round(load.percentile(0.50) * 1000, 2),
+        "p99_ms": round(load.percentile(0.99) * 1000, 2),
+        "answers": sum(load.statuses.values()),
+        "5xx": errors,
+        "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
+    }
+
+
+# -- the bare baseline ------------------------------------------------------------------
+
+
+def start_bare(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(ROOT / "benchmarks" / "bare.py"), str(port)], cwd=ROOT
+    )
+
+
+async def bare_intake(size: Size) -> dict[str, Any]:
+    port = free_port()
+    process = start_bare(port)
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}", process)
+        base = f"http://127.0.0.1:{port}"
+        await run_load(base, "POST", "/jobs", connections=CLIENTS, seconds=1)  # warm-up
+        many = await run_load(base, "POST", "/jobs", connections=CLIENTS, seconds=size.intake_s)
+        one = await run_load(base, "POST", "/jobs", connections=1, seconds=size.intake_s)
+    finally:
+        stop(process)
+    return {"clients_50": figures(many), "clients_1": figures(one)}
+
+
+# -- the live feed: when each job resolves in the read model ----------------------------
+
+
+@dataclass
+class Feed:
+    due: dict[str, datetime] = field(default_factory=dict)
+    settled: dict[str, float] = field(default_factory=dict)  # job id -> wall time seen
+    resolved_at: list[float] = field(default_factory=list)
+    reconnects: int = 0
+
+    async def follow(self, base_url: str) -> None:
+        url = base_url.replace("http://", "ws://") + "/graphql"
+        query = "subscription { jobUpdates { id status dueAt } }"
+        while True:
+            try:
+                async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+                    await ws.send(json.dumps({"type": "connection_init"}))
+                    await ws.recv()
+                    await ws.send(
+                        json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}})
+                    )
+                    async for raw in ws:
+                        message = json.loads(raw)
+                        if message.get("type") == "ping":
+                            await ws.send(json.dumps({"type": "pong"}))
+                        self._take(message)
+            except (OSError, ValueError, RuntimeError, WebSocketException) as error:
+                print(f"  feed: {error!r}; resubscribing", file=sys.stderr)
+            self.reconnects += 1
+            await asyncio.sleep(0.2)
+
+    def _take(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "next":
+            if message.get("type") == "error":
+                raise RuntimeError(str(message.get("payload")))
+            return
+        job = message["payload"]["data"]["jobUpdates"]
+        job_id = job["id"]
+        if job.get("dueAt"):
+            self.due.setdefault(job_id, datetime.fromisoformat(job["dueAt"]))
+        if job["status"] in ("RESOLVED", "FAILED") and job_id not in self.settled:
+            now = time.time()
+            self.settled[job_id] = now
+            self.resolved_at.append(now)
+
+    def lags(self, due_before: float) -> tuple[list[float], int]:
+        """Lag (s) of each job due before `due_before` (wall time), and how many of those
+        have not resolved at all."""
+        lags, missing = [], 0
+        for job_id, due in self.due.items():
+            if due.timestamp() >= due_before:
+                continue
+            if job_id in self.settled:
+                lags.append(self.settled[job_id] - due.timestamp())
+            else:
+                missing += 1
+        return lags, missing
+
+    def peak_rate(self, window_s: float = 10) -> float:
+        times = sorted(self.resolved_at)
+        best, j = 0, 0
+        for i, t in enumerate(times):
+            while times[j] < t - window_s:
+                j += 1
+            best = max(best, i - j + 1)
+        return best / window_s
+
+
+# -- growth -----------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    at: float  # monotonic time it came
+    latency: float
+    status: int
+
+
+async def create(base_url: str, count: int, connections: int) -> list[Answer]:
+    """`count` creations from `connections` keep-alive clients; answers in arrival order."""
+    host, port, request = request_bytes(base_url, "POST", "/jobs")
+    answers: list[Answer] = []
+    left = iter(range(count))
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for _ in left:
+                started = time.perf_counter()
+                writer.write(request)
+                status, _ = await read_response(reader)
+                answers.append(Answer(time.monotonic(), time.perf_counter() - started, status))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return answers
+
+
+def chunk_figures(answers: list[Answer], started: float, stored_before: int) -> dict[str, Any]:
+    ok = [a for a in answers if 200 <= a.status < 300]
+    latencies = sorted(a.latency for a in answers)
+    seconds = answers[-1].at - started
+    return {
+        "jobs_stored_at_end": stored_before + len(ok),
+        "rate": round(len(ok) / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
+        "5xx": sum(1 for a in answers if a.status >= 500),
+        "non_2xx": len(answers) - len(ok),
+    }
+
+
+async def grow(
+    base_url: str, upto: int, stored: int, size: Size
+) -> tuple[list[dict[str, Any]], int]:
+    """Create jobs until `upto` are stored, reporting per chunk; returns (chunks, stored)."""
+    chunks = []
+    while stored < upto:
+        count = min(size.chunk, upto - stored)
+        started = time.monotonic()
+        answers = await create(base_url, count, CLIENTS)
+        chunk = chunk_figures(answers, started, stored)
+        stored = chunk["jobs_stored_at_end"]
+        chunks.append(chunk)
+        print(
+            f"  growth: {stored:>7} jobs  {chunk['rate']:7.1f} jobs/s  "
+            f"p99 {chunk['p99_ms']:7.1f} ms  5xx {chunk['5xx']}",
+            flush=True,
+        )
+    return chunks, stored
+
+
+# -- reads at size ----------------------------------------------------------------------
+
+
+async def steady_creations(base_url: str, rate: float, stop_event: asyncio.Event) -> int:
+    """Create `rate` jobs/s (paced) until told to stop; returns how many were acknowledged."""
+    host, port, request = request_bytes(base_url, "POST", "/jobs")
+    created = 0
+    slots = iter(range(1 << 62))
+    began = time.monotonic()
+
+    async def client() -> None:
+        nonlocal created
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while not stop_event.is_set():
+                wait = began + next(slots) / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(request)
+                status, _ = await read_response(reader)
+                created += 200 <= status < 300
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(4)))
+    return created
+
+
+async def read_routes(base_url: str, job_id: str) -> dict[str, tuple[str, str, bytes]]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        cursor = None  # the cursor of page DEEP_PAGES + 1 (or of the last page, if fewer)
+        for _ in range(DEEP_PAGES):
+            params = {"limit": PAGE} | ({"cursor": cursor} if cursor else {})
+            following = (await http.get("/jobs", params=params)).json().get("next_cursor")
+            if following is None:
+                break
+            cursor = following
+    return {
+        "GET /jobs (first page)": ("GET", f"/jobs?limit={PAGE}", b""),
+        f"GET /jobs ({DEEP_PAGES} pages deep)": ("GET", f"/jobs?limit={PAGE}&cursor={cursor}", b""),
+        "GET /jobs?status=resolved": ("GET", f"/jobs?limit={PAGE}&status=resolved", b""),
+        "GET /jobs?status=pending": ("GET", f"/jobs?limit={PAGE}&status=pending", b""),
+        "GET /jobs/{id}": ("GET", f"/jobs/{job_id}", b""),
+        "GET /job-counts": ("GET", "/job-counts", b""),
+        "GraphQL jobs(first: 30)": ("POST", "/graphql", GRAPHQL_JOBS.encode()),
+    }
+
+
+async def reads(base_url: str, job_id: str, size: Size) -> tuple[dict[str, Any], int]:
+    """Each read route under load, while steady creations run; returns (figures, created)."""
+    stop_event = asyncio.Event()
+    creator = asyncio.create_task(steady_creations(base_url, size.steady_rate, stop_event))
+    try:
+        routes = await read_routes(base_url, job_id)
+        out = {}
+        for name, (method, path, body) in routes.items():
+            headers = JSON_HEADERS if body else None
+            load = await run_load(
+                base_url,
+                method,
+                path,
+                connections=READ_CLIENTS,
+                seconds=size.read_s,
+                headers=headers,
+                body=body,
+            )
+            out[name] = figures(load)
+            print(
+                f"  read {name:<32} p50 {out[name]['p50_ms']:8.2f} ms  "
+                f"p99 {out[name]['p99_ms']:8.2f} ms  non-2xx "
+                f"{out[name]['answers'] - len(load.latencies)}",
+                flush=True,
+            )
+    finally:
+        stop_event.set()
+        created = await creator
+    return out, created
+
+
+# -- memory -----------------------------------------------------------------------------
+
+
+def process_tree_rss(pid: int) -> dict[str, float]:
+    """RSS (MiB) of `pid` and every process below it, by command name."""
+    out: dict[str, float] = {}
+    for proc in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{proc}/status").read_text()
+            cmdline = Path(f"/proc/{proc}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        words = [w.decode() for w in cmdline if w]
+        name = _process_name(words)
+        out[f"{name} (pid {proc})"] = round(rss / 1024, 1)
+    return out
+
+
+def _process_name(words: list[str]) -> str:
+    if "secantus" in words:
+        return "store (SecantusDB)"
+    if any(w.endswith("tansu") for w in words):
+        return "broker (Tansu)"
+    if "jobline" in words:
+        return "jobline run"
+    return " ".join(words[:2])
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+async def on_jobline(size: Size, measure: Callable[[str, int], Awaitable[None]]) -> None:
+    """A fresh `jobline run` (throwaway data dir) for `measure(base_url, pid)`."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="jobline-bench-") as data_dir:
+        process = start(port, data_dir, size.env)
+        try:
+            await wait_until_up(base_url, process)
+            await measure(base_url, process.pid)
+        finally:
+            stop(process)
+
+
+async def run(size_name: str) -> dict[str, Any]:
+    size = SIZES[size_name]
+    report: dict[str, Any] = {
+        "size": size_name,
+        "parameters": asdict(size),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    print(f"== bare FastAPI endpoint (baseline), {size.intake_s:g} s per load", flush=True)
+    report["bare"] = await bare_intake(size)
+
+    async def intake(base_url: str, pid: int) -> None:
+        print("== jobline run: intake", flush=True)
+        await run_load(base_url, "POST", "/jobs", connections=CLIENTS, seconds=1)  # warm-up
+        many = await run_load(base_url, "POST", "/jobs", connections=CLIENTS, seconds=size.intake_s)
+        one = await run_load(base_url, "POST", "/jobs", connections=1, seconds=size.intake_s)
+        report["intake"] = {"clients_50": figures(many), "clients_1": figures(one)}
+
+    async def growth(base_url: str, pid: int) -> None:
+        feed = Feed()
+        follower = asyncio.create_task(feed.follow(base_url))
+        try:
+            await _growth(base_url, pid, size, feed, report)
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    await on_jobline(size, intake)
+    await on_jobline(size, growth)  # a fresh one: growth starts from an empty store
+    return report
+
+
+async def _growth(base_url: str, pid: int, size: Size, feed: Feed, report: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        job_id = (await http.post("/jobs")).json()["id"]
+    stored = 1
+    print(f"== jobline run: growth to {size.jobs} jobs, {CLIENTS} clients", flush=True)
+    growth_started = time.time()
+    chunks, stored = await grow(base_url, size.chunk, stored, size)
+    report["reads"] = {}
+    print(f"== reads at {stored} jobs", flush=True)
+    report["reads"][str(stored)], created = await reads(base_url, job_id, size)
+    stored += created
+    more, stored = await grow(base_url, size.jobs, stored, size)
+    chunks += more
+    report["growth"] = chunks
+    growth_ended = time.time()
+    print(f"== reads at {stored} jobs", flush=True)
+    report["reads"][str(stored)], created = await reads(base_url, job_id, size)
+    stored += created
+    report["rss_mib"] = process_tree_rss(pid)
+
+    # Jobs due during growth: wait (bounded) for the last of them to resolve.
+    for _ in range(int(size.grace_s * 2)):
+        if not feed.lags(growth_ended)[1]:
+            break
+        await asyncio.sleep(0.5)
+    lags, missing = feed.lags(growth_ended)
+    lags.sort()
+    report["keeping_up"] = {
+        "jobs_due_during_growth": len(lags) + missing,
+        "unresolved_after_grace": missing,
+        "lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
+        "lag_p99_s": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 3) if lags else None,
+        "lag_max_s": round(lags[-1], 3) if lags else None,
+        "resolutions_per_s_peak_10s": round(feed.peak_rate(), 1),
+        "resolutions_per_s_mean": round(
+            sum(1 for t in feed.resolved_at if t >= growth_started)
+            / max(1e-9, time.time() - growth_started),
+            1,
+        ),
+        "feed_resubscriptions": feed.reconnects,
+    }
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def table(report: dict[str, Any]) -> str:
+    bare, intake = report["bare"], report["intake"]
+    rows = [
+        "| benchmark | baseline (same run) | jobline | ratio |",
+        "|---|---|---|---|",
+        _row(
+            "POST /jobs, 50 clients: req/s",
+            bare["clients_50"]["rate"],
+            intake["clients_50"]["rate"],
+            "bare FastAPI",
+        ),
+        _row(
+            "POST /jobs, 50 clients: p99 ms",
+            bare["clients_50"]["p99_ms"],
+            intake["clients_50"]["p99_ms"],
+            "bare FastAPI",
+        ),
+        _row(
+            "POST /jobs, 1 client: p50 ms",
+            bare["clients_1"]["p50_ms"],
+            intake["clients_1"]["p50_ms"],
+            "bare FastAPI",
+        ),
+    ]
+    growth = report["growth"]
+    first, last = growth[0], growth[-1]
+    rows.append(
+        _row(
+            f"growth: jobs/s, last chunk (to {last['jobs_stored_at_end']}) vs first",
+            first["rate"],
+            last["rate"],
+            "first chunk",
+        )
+    )
+    rows.append(f"| growth: 5xx answers in all | | {sum(c['5xx'] for c in growth)} | |")
+    up = report["keeping_up"]
+    rows.append(
+        f"| keeping up: lag p99 from due_at to resolved in the read model | | "
+        f"{up['lag_p99_s']} s ({up['jobs_due_during_growth']} jobs, "
+        f"{up['unresolved_after_grace']} unresolved) | |"
+    )
+    rows.append(
+        f"| keeping up: resolutions/s (peak 10 s / mean) | | "
+        f"{up['resolutions_per_s_peak_10s']} / {up['resolutions_per_s_mean']} | |"
+    )
+    sizes = list(report["reads"])
+    small, large = report["reads"][sizes[0]], report["reads"][sizes[-1]]
+    for name in large:
+        rows.append(
+            _row(
+                f"{name}: p99 ms at {sizes[-1]} jobs",
+                small[name]["p99_ms"],
+                large[name]["p99_ms"],
+                f"same at {sizes[0]} jobs",
+            )
+        )
+    for name, rss in report["rss_mib"].items():
+        rows.append(f"| RSS of {name} | | {rss} MiB | |")
+    return "\n".join(rows)
+
+
+def _row(name: str, baseline: float, figure: float, of: str) -> str:
+    ratio = f"x{figure / baseline:.2f} of {of}" if baseline else "n/a"
+    return f"| {name} | {baseline} | {figure} | {ratio} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument("--json", type=Path, help="where to write the report (default: print)")
+    args = parser.parse_args()
+    report = asyncio.run(run(args.size))
+    report["table"] = table(report)
+    print()
+    print(report["table"])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nreport written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
