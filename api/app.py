@@ -26,7 +26,8 @@ from api.service import IdempotencyConflict, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
-from runtime.log import AfterAck, KafkaEventPublisher, ensure_topics, start_producer
+from runtime.groupcommit import Saturated
+from runtime.log import Durability, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
 
@@ -36,14 +37,14 @@ MAX_BODY_BYTES = 64 * 1024
 UNSPLASH_IMAGES = "https://images.unsplash.com"
 
 
-def create_app(settings: Settings, after_ack: AfterAck | None = None) -> FastAPI:
-    """The API. `after_ack` runs on every appended event before a create is acknowledged
-    (`jobline run` waits there until the embedded log's archive holds the event)."""
+def create_app(settings: Settings, durability: Durability | None = None) -> FastAPI:
+    """The API. With `durability` (under `jobline run`: the embedded log's archive), a
+    create is acknowledged only once its event is durable there too."""
     app = FastAPI(
         title="jobline",
         summary="Event-sourced async jobs: each waits a random delay, then fetches a food photo.",
         version="0.1.0",
-        lifespan=_lifespan(settings, after_ack),
+        lifespan=_lifespan(settings, durability),
     )
     app.include_router(rest_router)
     app.include_router(
@@ -60,7 +61,7 @@ def create_app(settings: Settings, after_ack: AfterAck | None = None) -> FastAPI
     return app
 
 
-def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[no-untyped-def]
+def _lifespan(settings: Settings, durability: Durability | None):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -77,16 +78,22 @@ def _lifespan(settings: Settings, after_ack: AfterAck | None):  # type: ignore[n
                 log.warning("read model is of an older shape; the projection rebuilds it")
             counts = LiveCounts(views.counts)
             feed = JobFeed(database(feed_client, settings)["jobs"], on_change=counts.changed)
-            tasks = [asyncio.create_task(feed.run()), asyncio.create_task(counts.run())]
+            jobs = JobService(
+                settings=settings,
+                publisher=KafkaEventPublisher(producer, settings.topics.jobs),
+                views=views,
+                keys=ClaimStore(db["idempotency_keys"]),
+                durability=durability,
+            )
+            tasks = [
+                asyncio.create_task(feed.run()),
+                asyncio.create_task(counts.run()),
+                asyncio.create_task(jobs.intake.run()),
+            ]
             stack.push_async_callback(cancel_all, *tasks)
             app.state.feed = feed
             app.state.counts = counts
-            app.state.jobs = JobService(
-                settings=settings,
-                publisher=KafkaEventPublisher(producer, settings.topics.jobs, after_ack),
-                views=views,
-                keys=ClaimStore(db["idempotency_keys"]),
-            )
+            app.state.jobs = jobs
             async with asyncio.timeout(15):
                 await feed.ready.wait()
             if missing := missing_assets():
@@ -167,6 +174,14 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def key_reused(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, 422)
+
+    @app.exception_handler(Saturated)
+    async def saturated(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "too many jobs are being created right now; retry shortly"},
+            503,
+            headers={"Retry-After": "1"},
+        )
 
     for error_type, what in ((PyMongoError, "store"), (KafkaError, "log"), (TimeoutError, "log")):
         app.add_exception_handler(error_type, _unavailable(what))

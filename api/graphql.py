@@ -22,6 +22,7 @@ from api.feed import JobFeed, SubscriberTooSlow
 from api.service import InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, encode_cursor
 from projections.jobs.view import JobView
+from runtime.groupcommit import Saturated
 from schema import Photo as PhotoEvent
 
 
@@ -244,7 +245,8 @@ def _request_app(info: Info[Any, None]) -> Any:
     return info.context["request"].app
 
 
-_CALLER_ERRORS = (InvalidRequest, InvalidCursor, SubscriberTooSlow)
+# Said to the caller as they are; everything else is masked. `Saturated` says to retry.
+_CALLER_ERRORS = (InvalidRequest, InvalidCursor, SubscriberTooSlow, Saturated)
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -7,23 +7,27 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from api.commands import pick_delay, request_job
 from projections.jobs.store import MongoJobViews
 from projections.jobs.view import JobView, evolve
-from runtime.claims import Claim, ClaimStore
+from runtime.claims import ClaimStore
 from runtime.clock import utc_now
-from runtime.log import EventPublisher
+from runtime.groupcommit import GroupCommit
+from runtime.log import Durability, EventPublisher
 from runtime.settings import Settings
-from schema import Event
+from schema import JobRequested
 
 MAX_PAGE = 100
 MAX_KEY_LENGTH = 200
-PUBLICATION_WAITS = 20
-PUBLICATION_WAIT_S = 0.05
+# Group commit: at most this many creations per batch, and this many waiting for a batch
+# (more are refused with 503 at once; a wait behind two full batches is a few hundred ms).
+MAX_BATCH = 500
+MAX_QUEUED = 1000
 
 
 class InvalidRequest(ValueError):
@@ -40,6 +44,13 @@ def fingerprint(request: Mapping[str, Any] | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    event: JobRequested  # the job this request creates, unless its key has one already
+    key: str | None
+    fingerprint: str | None
+
+
 class JobService:
     def __init__(
         self,
@@ -48,21 +59,33 @@ class JobService:
         publisher: EventPublisher,
         views: MongoJobViews,
         keys: ClaimStore,
+        durability: Durability | None = None,
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
+        max_batch: int = MAX_BATCH,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._settings = settings
         self._publisher = publisher
         self._views = views
         self._keys = keys
+        self._durability = durability
         self._now = now
         self._rng = rng or random.SystemRandom()
+        self.intake: GroupCommit[CreateRequest, JobView] = GroupCommit(
+            self._commit, max_batch=max_batch, max_queued=max_queued
+        )
 
     async def create(
         self, idempotency_key: str | None = None, request: Mapping[str, Any] | None = None
     ) -> JobView:
         """Create a job. With an idempotency key, every retry of the same request, however
-        concurrent, gets the one job the first created; a different request is refused."""
+        concurrent, gets the one job the first created; a different request is refused.
+
+        Creations are committed in groups (`_commit`); this returns once this one's group
+        is durable. Raises `Saturated` when too many are waiting."""
+        if idempotency_key is not None:
+            _check_key(idempotency_key)
         s = self._settings
         event = request_job(
             job_id=str(uuid.uuid4()),
@@ -71,46 +94,67 @@ class JobService:
             delay_s=pick_delay(self._rng, s.delay_min_s, s.delay_max_s, s.delay_step_s),
             idempotency_key=idempotency_key,
         )
-        if idempotency_key is None:
-            await self._publish(event)
-            return JobView.from_doc(evolve(None, event))
-        _check_key(idempotency_key)
-        claim = await self._keys.claim(idempotency_key, event, fingerprint(request))
-        if claim.fingerprint != fingerprint(request):
-            raise IdempotencyConflict(
-                f"Idempotency-Key {idempotency_key!r} was already used for a different request"
-            )
-        if claim.event.event_id != event.event_id and not claim.published:
-            claim = await self._wait_for_publication(idempotency_key, claim)
-        if not claim.published:
-            # Ours, or the first request's if it died before marking it published: whether
-            # its record is on the log is unknown, so append it (a copy of the same event is
-            # harmless). A job in the read model proves nothing: under `jobline run` the
-            # projection can apply a record the broker then loses before it is archived.
-            await self._publish(claim.event)
-            await self._keys.mark_published(idempotency_key)
-        existing = await self._views.get(claim.event.job_id)
-        return existing or JobView.from_doc(evolve(None, claim.event))
+        keyed = idempotency_key is not None
+        return await self.intake.submit(
+            CreateRequest(event, idempotency_key, fingerprint(request) if keyed else None)
+        )
 
-    async def _publish(self, event: Event) -> None:
-        # Bounded: while the broker is away the caller gets a 503 and retries (with its
+    async def _commit(self, batch: list[CreateRequest]) -> list[JobView | Exception]:
+        """Make a group of creations durable together: one claims write for the keys, one
+        produce (acks=all), then the archive (under `jobline run`) and the read model (for
+        read-your-writes) together, then one write marking the claims published.
+
+        A key whose claim is found unmarked gets its claimed event appended (again, maybe:
+        a copy of the same event is harmless). Whether the first request got it onto the
+        log before dying is unknown, and a job in the read model proves nothing: under
+        `jobline run` the projection could once apply a record the broker then lost."""
+        claims = await self._keys.claim_many(
+            [(r.key, r.event, r.fingerprint) for r in batch if r.key is not None]
+        )
+        appending: dict[str, JobRequested] = {}
+        marking: set[str] = set()
+        for request in batch:
+            if request.key is None:
+                appending[request.event.event_id] = request.event
+                continue
+            claim = claims[request.key]
+            if not claim.published and claim.fingerprint == request.fingerprint:
+                assert isinstance(claim.event, JobRequested)
+                appending[claim.event.event_id] = claim.event
+                marking.add(request.key)
+        events = list(appending.values())
+        if events:
+            await self._append(events)
+            await self._keys.mark_published(*sorted(marking))
+        earlier = {c.event.job_id for c in claims.values() if c.published}
+        current = await self._views.get_many(sorted(earlier))
+        results: list[JobView | Exception] = []
+        for request in batch:
+            found = claims.get(request.key) if request.key is not None else None
+            if found is not None and found.fingerprint != request.fingerprint:
+                results.append(
+                    IdempotencyConflict(
+                        f"Idempotency-Key {request.key!r} was already used for a different request"
+                    )
+                )
+                continue
+            event = found.event if found is not None else request.event
+            view = current.get(event.job_id)
+            results.append(view or JobView.from_doc(evolve(None, event)))
+        return results
+
+    async def _append(self, events: list[JobRequested]) -> None:
+        # Bounded: while the broker is away the callers get a 503 and retry (with their
         # Idempotency-Key, to be sure of one job), instead of waiting on a hung request.
         async with asyncio.timeout(self._settings.kafka_publish_timeout_s):
-            await self._publisher.publish([event])
-        # Read-your-writes: apply our own event to the read model through the same guarded
-        # write the projection uses, so the creator can read the job at once. Whichever of the
-        # two writes comes second is a no-op.
-        await self._views.apply([event])
-
-    async def _wait_for_publication(self, key: str, claim: Claim) -> Claim:
-        """A concurrent first request is publishing: give it a moment rather than publish a
-        second copy of its event (harmless, but noise in the log)."""
-        for _ in range(PUBLICATION_WAITS):
-            await asyncio.sleep(PUBLICATION_WAIT_S)
-            found = await self._keys.find(key)
-            if found is not None and found.published:
-                return found
-        return claim
+            appended = await self._publisher.publish(events)
+        # Read-your-writes: the new jobs' views, so a creator can read its job at once. The
+        # log's durability (the archive) and that write go together: both must be done
+        # before anyone hears "yes", neither needs the other.
+        writes = [self._views.insert_created(events)]
+        if self._durability is not None:
+            writes.append(self._durability.appended(appended))
+        await _all(writes)
 
     async def get(self, job_id: str) -> JobView | None:
         return await self._views.get(job_id)
@@ -124,6 +168,14 @@ class JobService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         return await self._views.page(limit, cursor, status)
+
+
+async def _all(writes: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the writes concurrently; when one fails, let the others finish, then raise."""
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _check_key(key: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.aio import shielded
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.log import start_client
+from runtime.log import Appended, start_client
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document
@@ -45,13 +45,42 @@ class ArchiveMismatch(RuntimeError):
     """The broker's log and the archive disagree; starting would lose or skip events."""
 
 
+class ArchivedOffsets:
+    """Which offsets of one partition are archived: all below `end`, and `ahead` (written
+    through by the producers that appended them, before the archiver reached them)."""
+
+    def __init__(self, end: int = 0) -> None:
+        self.end = end
+        self.ahead: set[int] = set()
+
+    def __contains__(self, offset: int) -> bool:
+        return offset < self.end or offset in self.ahead
+
+    def add(self, offset: int) -> None:
+        if offset >= self.end:
+            self.ahead.add(offset)
+            while self.end in self.ahead:
+                self.ahead.remove(self.end)
+                self.end += 1
+
+    def reached(self, end: int) -> None:
+        """The archiver has read this partition up to `end` (every record below it is
+        archived, whatever offsets the log skips)."""
+        if end > self.end:
+            self.end = end
+            self.ahead = {o for o in self.ahead if o >= end}
+            while self.end in self.ahead:
+                self.ahead.remove(self.end)
+                self.end += 1
+
+
 class LogArchive:
     def __init__(self, settings: Settings, db: AsyncDatabase[Document]) -> None:
         self._settings = settings
         self._records = db[RECORDS]
         self._groups = db[GROUPS]
         self._topics = (settings.topics.jobs, settings.topics.dead_letters)
-        self._archived: dict[tuple[str, int], int] = {}
+        self._archived: dict[tuple[str, int], ArchivedOffsets] = {}
         self._progress = asyncio.Condition()
         self._chunk = ChunkSize(ARCHIVE_DOCS)
         self._retry = Retry(log, "cannot archive records; retrying")
@@ -96,7 +125,7 @@ class LogArchive:
             missing = {p for (t, p) in archived if t == topic} - set(broker_ends)
             if missing:
                 raise ArchiveMismatch(f"{topic} lacks partitions {sorted(missing)} the archive has")
-        self._archived = dict(ends)
+        self._archived = {tp: ArchivedOffsets(end) for tp, end in ends.items()}
         await self._restore_groups(ends)
         return restored
 
@@ -192,27 +221,51 @@ class LogArchive:
         ]
         consumer.assign(tps)
         for tp in tps:
-            consumer.seek(tp, self._archived.setdefault((tp.topic, tp.partition), 0))
+            consumer.seek(tp, self._offsets(tp.topic, tp.partition).end)
 
     async def _store(self, records: Iterable[Any]) -> None:
-        """Archive the records, retrying (in smaller writes, after growing pauses) until the
-        store takes them: a slow or absent store delays acknowledgements, never ends this."""
-        docs = [_doc(r) for r in records]
+        """Archive what the log holds that is not archived yet, retrying (in smaller writes,
+        after growing pauses) until the store takes it: a slow or absent store delays
+        acknowledgements, never ends this."""
+        fetched = list(records)
+        docs = [_doc(r) for r in fetched if r.offset not in self._offsets(r.topic, r.partition)]
+        await self._write(docs, self._retry)
+        async with self._progress:
+            for record in fetched:
+                self._offsets(record.topic, record.partition).reached(record.offset + 1)
+            self._progress.notify_all()
 
+    async def _write(self, docs: list[Document], retry: Retry | None) -> None:
         async def write(start: int, end: int) -> None:
             chunk = docs[start:end]
             try:
                 await self._records.insert_many(chunk, ordered=False)
-            except BulkWriteError as error:  # already archived (a restart re-reads a little)
+            except BulkWriteError as error:  # archived already (by the producer, or a restart)
                 if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
                     raise
             async with self._progress:
                 for doc in chunk:
-                    key = (doc["topic"], doc["partition"])
-                    self._archived[key] = max(self._archived.get(key, 0), doc["offset"] + 1)
+                    self._offsets(doc["topic"], doc["partition"]).add(doc["offset"])
                 self._progress.notify_all()
 
-        await write_chunked(len(docs), self._chunk, write, self._retry)
+        await write_chunked(len(docs), self._chunk, write, retry)
+
+    def _offsets(self, topic: str, partition: int) -> ArchivedOffsets:
+        return self._archived.setdefault((topic, partition), ArchivedOffsets())
+
+    # -- Durability: what producers and consumers of the embedded log call ----------------
+
+    async def appended(self, records: Sequence[Appended]) -> None:
+        """Archive records a producer has just appended (write-through: one insert for the
+        batch, without waiting for the archiver to read them); raises if the store fails."""
+        await self._write([_doc(r) for r in records], None)
+
+    async def archived(self, records: Sequence[Any]) -> None:
+        """Return once every one of these records (topic, partition, offset) is archived."""
+        async with self._progress:
+            await self._progress.wait_for(
+                lambda: all(r.offset in self._offsets(r.topic, r.partition) for r in records)
+            )
 
     async def _snapshot_groups(self, admin: AIOKafkaAdminClient) -> None:
         jobs = self._settings.topics.jobs
@@ -222,7 +275,7 @@ class LogArchive:
             with suppress(Exception):  # a group that has not committed yet has nothing to keep
                 committed = await admin.list_consumer_group_offsets(group, partitions=tps)
                 offsets = {
-                    str(tp.partition): min(meta.offset, self._archived[(jobs, tp.partition)])
+                    str(tp.partition): min(meta.offset, self._offsets(jobs, tp.partition).end)
                     for tp, meta in committed.items()
                     if meta.offset >= 0
                 }
@@ -235,13 +288,6 @@ class LogArchive:
                 await self._groups.bulk_write(ops)
             except PyMongoError as error:  # the next snapshot writes them again
                 log.warning("cannot archive group offsets", extra={"error": repr(error)})
-
-    async def wait_archived(self, topic: str, partition: int, offset: int) -> None:
-        """Return once the record at `offset` is in the archive."""
-        async with self._progress:
-            await self._progress.wait_for(
-                lambda: self._archived.get((topic, partition), 0) > offset
-            )
 
 
 def _doc(record: Any) -> Document:

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -26,12 +25,11 @@ from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
 from runtime.aio import cancel_all
-from runtime.log import AfterAck, ensure_topics
+from runtime.log import ensure_topics
 from runtime.settings import Settings
 from runtime.store import database, open_store
 
 log = logging.getLogger(__name__)
-ARCHIVE_WAIT_S = 10
 
 
 async def run_all(settings: Settings, host: str, port: int) -> int:
@@ -41,21 +39,20 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         watched: list[asyncio.Task[None]] = []
         settings = await _embedded_backends(settings, stack, watched)
         settings = await _stand_in(settings, host, stack)
-        archived = None
+        archive = None
         if embedded_log:
             try:
-                archived, archiver = await _archive(settings, stack)
+                archive, archiver = await _archive(settings, stack)
             except ArchiveMismatch as error:
                 print(f"jobline: cannot start: {error}", file=sys.stderr, flush=True)
                 return 1
             watched.append(archiver)
-        api = AppServer(create_app(settings, _bounded(archived)), host, port)
-        # A processor acts on a record only once it is archived, and its append counts as
-        # done only once archived: the offset it derives from is released (and so
-        # checkpointed) only then. It waits as long as it takes (its offsets stay held); a
-        # dead archiver stops `jobline run` anyway.
+        # Every append is archived before it counts as done (a create is acknowledged, an
+        # offset it derives from is released), and a processor acts on a record only once it
+        # is archived: nothing depends on a record the in-memory broker could still lose.
+        api = AppServer(create_app(settings, archive), host, port)
         tasks = [
-            asyncio.create_task(component(settings, archived), name=component.__module__)
+            asyncio.create_task(component(settings, archive), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)
         ]
         stack.push_async_callback(cancel_all, *tasks)
@@ -102,7 +99,7 @@ async def _embedded_backends(
 
 async def _archive(
     settings: Settings, stack: AsyncExitStack
-) -> tuple[AfterAck, asyncio.Task[None]]:
+) -> tuple[LogArchive, asyncio.Task[None]]:
     """Restore the embedded broker's log from the store, then keep archiving it."""
     await ensure_topics(settings)
     client = open_store(settings)
@@ -113,24 +110,7 @@ async def _archive(
         log.info("restored %s records into the embedded broker", restored)
     task = asyncio.create_task(archive.run(), name="archive")
     stack.push_async_callback(cancel_all, task)
-
-    async def archived(acknowledged: Sequence[Any]) -> None:
-        for record in acknowledged:
-            await archive.wait_archived(record.topic, record.partition, record.offset)
-
-    return archived, task
-
-
-def _bounded(archived: AfterAck | None) -> AfterAck | None:
-    """The archive wait as the API uses it: a 503 for the caller, never a hang."""
-    if archived is None:
-        return None
-
-    async def bounded(acknowledged: Sequence[Any]) -> None:
-        async with asyncio.timeout(ARCHIVE_WAIT_S):
-            await archived(acknowledged)
-
-    return bounded
+    return archive, task
 
 
 async def _start(child: Child, port: int, stack: AsyncExitStack) -> asyncio.Task[None]:

@@ -22,6 +22,7 @@ class _Server(uvicorn.Server):
 
 class AppServer:
     def __init__(self, app: Any, host: str, port: int, ws_ping_s: float | None = 20) -> None:
+        self.app = app
         config = uvicorn.Config(
             app,
             host=host,

@@ -8,14 +8,17 @@ one, and only if the first did not get to mark it published.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from runtime.clock import utc_now
 from runtime.store import Document
 from schema import Event, decode, encode
+
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +38,52 @@ class ClaimStore:
 
     async def claim(self, key: str, event: Event, fingerprint: str | None = None) -> Claim:
         """Store `event` under `key` unless something is stored there; return what is."""
-        doc = {
-            "_id": key,
-            "event": encode(event).decode(),
-            "fingerprint": fingerprint,
-            "published": False,
-            "claimed_at": utc_now(),
-        }
-        try:
-            await self._collection.insert_one(doc)
-        except DuplicateKeyError:
-            found = await self.find(key)
-            assert found is not None  # claims are never deleted
-            return found
-        return _claim(doc)
+        return (await self.claim_many([(key, event, fingerprint)]))[key]
 
-    async def mark_published(self, key: str) -> None:
-        await self._collection.update_one({"_id": key}, {"$set": {"published": True}})
+    async def claim_many(self, wanted: Sequence[tuple[str, Event, str | None]]) -> dict[str, Claim]:
+        """`claim` for many keys in one write (plus one read of those already claimed).
+        Where a key comes more than once, its first event is the one that may claim it."""
+        if not wanted:
+            return {}
+        docs: dict[str, Document] = {}
+        for key, event, fingerprint in wanted:
+            docs.setdefault(key, _doc(key, event, fingerprint))
+        claimed = {key: _claim(doc) for key, doc in docs.items()}
+        try:
+            await self._collection.insert_many(list(docs.values()), ordered=False)
+        except BulkWriteError as error:
+            errors = error.details["writeErrors"]
+            if error.details.get("writeConcernErrors") or any(
+                e["code"] != DUPLICATE_KEY for e in errors
+            ):
+                raise
+            keys = list(docs)
+            taken = {keys[e["index"]] for e in errors}
+            found = {
+                doc["_id"]: _claim(doc)
+                async for doc in self._collection.find({"_id": {"$in": sorted(taken)}})
+            }
+            assert set(found) == taken  # claims are never deleted
+            claimed |= found
+        return claimed
+
+    async def mark_published(self, *keys: str) -> None:
+        if len(keys) == 1:
+            await self._collection.update_one({"_id": keys[0]}, {"$set": {"published": True}})
+        elif keys:
+            await self._collection.update_many(
+                {"_id": {"$in": list(keys)}}, {"$set": {"published": True}}
+            )
+
+
+def _doc(key: str, event: Event, fingerprint: str | None) -> Document:
+    return {
+        "_id": key,
+        "event": encode(event).decode(),
+        "fingerprint": fingerprint,
+        "published": False,
+        "claimed_at": utc_now(),
+    }
 
 
 def _claim(doc: Document) -> Claim:

@@ -12,9 +12,10 @@ from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from pymongo.errors import PyMongoError
 
 from runtime.aio import cancel_all, raise_if_cancelled, shielded
-from runtime.log import AfterAck, DeadLetters, start_client
+from runtime.log import DeadLetters, Durability, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
@@ -54,10 +55,10 @@ class ProcessorLoop:
         topic: str,
         tracker: OffsetTracker,
         dead_letters: DeadLetters,
-        archived: AfterAck | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.consumer = consumer
-        self.archived = archived
+        self.durability = durability
         self.topic = topic
         self.tracker = tracker
         self.dead_letters = dead_letters
@@ -85,11 +86,12 @@ class ProcessorLoop:
             while True:
                 raise_if_cancelled()
                 fetched = await self.consumer.getmany(timeout_ms=200)
-                if self.archived is not None and fetched:
+                if self.durability is not None and fetched:
                     # Under `jobline run` a record counts only once archived: an effect of
                     # one the broker could lose with it (a job in the read model that the
                     # restored log lacks) must not happen.
-                    await self.archived([records[-1] for records in fetched.values() if records])
+                    last = [records[-1] for records in fetched.values() if records]
+                    await self.durability.archived(last)
                 batch = [
                     item
                     for tp, records in fetched.items()
@@ -128,7 +130,7 @@ class ProcessorLoop:
         while True:
             try:
                 await self.dead_letters.send(record, reason)
-            except KafkaError as error:
+            except (KafkaError, PyMongoError) as error:
                 log.warning("cannot dead-letter; retrying", extra={"error": repr(error)})
                 await asyncio.sleep(RETRY_S)
             else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -111,33 +112,60 @@ def consumer(settings: Settings, group_id: str, *topics: str) -> AIOKafkaConsume
 
 
 class EventPublisher(Protocol):
-    async def publish(self, events: Sequence[Event]) -> None:
-        """Append the events to the log; returns once every one is acknowledged."""
+    async def publish(self, events: Sequence[Event]) -> Sequence[Any]:
+        """Append the events to the log; returns once every one is acknowledged (and
+        durable), with what was appended."""
 
 
-#: Called with the broker's acknowledgements (RecordMetadata) before `publish` returns: a
-#: place to wait until appended records are durable beyond the broker (the embedded archive).
-AfterAck = Callable[[Sequence[Any]], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """A record the broker acknowledged, with what was sent."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class Durability(Protocol):
+    """What makes the log durable where the broker alone does not (the embedded broker keeps
+    its log in memory; `jobline run` archives it in the store: jobline/archive.py)."""
+
+    async def appended(self, records: Sequence[Appended]) -> None:
+        """Make these acknowledged records durable; return once they are (or raise)."""
+
+    async def archived(self, records: Sequence[Any]) -> None:
+        """Return once these fetched records (topic, partition, offset) are durable."""
 
 
 class KafkaEventPublisher:
     def __init__(
-        self, producer: AIOKafkaProducer, topic: str, after_ack: AfterAck | None = None
+        self, producer: AIOKafkaProducer, topic: str, durability: Durability | None = None
     ) -> None:
         self._producer = producer
         self._topic = topic
-        self._after_ack = after_ack
+        self._durability = durability
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[Event]) -> list[Appended]:
+        """Append the events (one produce request per partition, acks=all) and, where the
+        log needs it, make them durable; returns what was appended."""
+        sent = [(event.job_id.encode(), encode(event), headers_for(event)) for event in events]
         pending = [
-            await self._producer.send(
-                self._topic, encode(event), key=event.job_id.encode(), headers=headers_for(event)
-            )
-            for event in events
+            await self._producer.send(self._topic, value, key=key, headers=headers)
+            for key, value, headers in sent
         ]
-        acknowledged = await asyncio.gather(*pending)
-        if self._after_ack is not None:
-            await self._after_ack(acknowledged)
+        appended = [
+            Appended(meta.topic, meta.partition, meta.offset, meta.timestamp, key, value, headers)
+            for meta, (key, value, headers) in zip(
+                await asyncio.gather(*pending), sent, strict=True
+            )
+        ]
+        if self._durability is not None:
+            await self._durability.appended(appended)
+        return appended
 
 
 class DeadLetters:
@@ -148,12 +176,12 @@ class DeadLetters:
         producer: AIOKafkaProducer,
         topic: str,
         consumer_group: str,
-        after_ack: AfterAck | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self.consumer_group = consumer_group
-        self._after_ack = after_ack
+        self._durability = durability
         self.count = 0
 
     async def send(self, record: Any, reason: str) -> None:
@@ -163,11 +191,20 @@ class DeadLetters:
             ("dead-letter-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ("dead-letter-consumer", self.consumer_group.encode()),
         ]
-        acknowledged = await self._producer.send_and_wait(
+        meta = await self._producer.send_and_wait(
             self._topic, record.value, key=record.key, headers=headers
         )
-        if self._after_ack is not None:
-            await self._after_ack([acknowledged])
+        if self._durability is not None:
+            appended = Appended(
+                meta.topic,
+                meta.partition,
+                meta.offset,
+                meta.timestamp,
+                record.key,
+                record.value,
+                headers,
+            )
+            await self._durability.appended([appended])
         self.count += 1
         log.warning(
             "dead-lettered a record",

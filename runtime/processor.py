@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 from runtime.aio import shielded
 from runtime.consuming import ProcessorLoop
 from runtime.log import (
-    AfterAck,
     DeadLetters,
+    Durability,
     KafkaEventPublisher,
     consumer,
     ensure_topics,
@@ -33,13 +33,13 @@ class ProcessorKit:
 
 @asynccontextmanager
 async def processor_kit(
-    settings: Settings, name: str, after_ack: AfterAck | None = None
+    settings: Settings, name: str, durability: Durability | None = None
 ) -> AsyncIterator[ProcessorKit]:
     """Topics ensured, a started producer and a (not yet started) consumer loop for group
-    `<prefix>.<name>`; everything is stopped on exit. `after_ack` runs on every record it
-    appends before the append counts as done (and an offset it derives from is released),
-    and on every record it fetches before handling it: under `jobline run`, the wait for the
-    archive, so that nothing acts on a record the embedded broker could still lose."""
+    `<prefix>.<name>`; everything is stopped on exit. With `durability` (under `jobline
+    run`: the archive), an append counts as done (and an offset it derives from is released)
+    only once durable, and a fetched record is handled only once durable, so that nothing
+    acts on a record the embedded broker could still lose."""
     await ensure_topics(settings)
     group = f"{settings.topic_prefix}.{name}"
     topics = settings.topics
@@ -50,10 +50,10 @@ async def processor_kit(
             consumer(settings, group),
             topics.jobs,
             tracker,
-            DeadLetters(producer, topics.dead_letters, group, after_ack),
-            after_ack,
+            DeadLetters(producer, topics.dead_letters, group, durability),
+            durability,
         )
-        publisher = KafkaEventPublisher(producer, topics.jobs, after_ack)
+        publisher = KafkaEventPublisher(producer, topics.jobs, durability)
         yield ProcessorKit(producer, publisher, tracker, loop, topics.jobs)
     finally:
         await shielded(producer.stop())

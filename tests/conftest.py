@@ -28,7 +28,9 @@ from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
+from runtime.log import Durability
 from runtime.settings import Settings
+from tests.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,12 +186,13 @@ SystemFactory = Callable[..., Awaitable[System]]
 
 @pytest.fixture
 async def make_system(settings: Settings) -> AsyncIterator[SystemFactory]:
-    """Start a system; keyword arguments override the test's settings."""
+    """Start a system; keyword arguments override the test's settings. `durability` is
+    the API's (the processors run without)."""
     started: list[System] = []
 
-    async def start(**overrides: Any) -> System:
+    async def start(durability: Durability | None = None, **overrides: Any) -> System:
         configured = settings.model_copy(update=overrides)
-        api = AppServer(create_app(configured), "127.0.0.1", 0)
+        api = AppServer(create_app(configured, durability), "127.0.0.1", 0)
         await api.start()
         http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=10)
         running = System(configured, api, http)
@@ -211,3 +214,16 @@ async def make_system(settings: Settings) -> AsyncIterator[SystemFactory]:
 @pytest.fixture
 async def system(make_system: SystemFactory) -> System:
     return await make_system()
+
+
+@pytest.fixture
+async def proxied_broker(tmp_path: Path) -> AsyncIterator[TcpProxy]:
+    port = free_port()
+    proxy = TcpProxy(port)
+    child = broker(port, tmp_path, advertised_port=proxy.port)  # clients only see the proxy
+    child.start()
+    await child.wait_port("127.0.0.1", port)
+    await proxy.start()
+    yield proxy
+    await proxy.cut()
+    await child.stop()

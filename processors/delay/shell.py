@@ -19,11 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
 
 from processors.delay.core import is_due, job_due, seconds_until_due
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
-from runtime.log import AfterAck, EventPublisher
+from runtime.log import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -113,8 +114,9 @@ class DelayHandler:
         now = self._now()
         try:
             await self._publisher.publish([job_due(_requested(item), now) for item in due])
-        except KafkaError as error:
-            # Not acknowledged: the timers stay armed and held; try again shortly.
+        except (KafkaError, PyMongoError) as error:
+            # Not acknowledged (or, under `jobline run`, not archived): the timers stay armed
+            # and held; try again shortly.
             log.warning("cannot emit JobDue; retrying", extra={"error": repr(error)})
             for item in due:
                 heapq.heappush(self._heap, (_requested(item).due_at, item.event.job_id))
@@ -132,8 +134,8 @@ def _requested(item: Consumed) -> JobRequested:
     return item.event
 
 
-async def run(settings: Settings, after_ack: AfterAck | None = None) -> None:
+async def run(settings: Settings, durability: Durability | None = None) -> None:
     """The delay processor, until cancelled."""
-    async with processor_kit(settings, "delay", after_ack) as kit:
+    async with processor_kit(settings, "delay", durability) as kit:
         handler = DelayHandler(kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up)
         await run_together(kit.loop.run(handler), handler.run_timers())

@@ -15,7 +15,7 @@ from processors.fetcher.unsplash import Unsplash
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed
-from runtime.log import AfterAck, EventPublisher
+from runtime.log import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -96,13 +96,13 @@ class FetchHandler:
 
 
 async def run(
-    settings: Settings, after_ack: AfterAck | None = None, *, name: str = "fetcher"
+    settings: Settings, durability: Durability | None = None, *, name: str = "fetcher"
 ) -> None:
     """The fetcher, until cancelled; `name` picks its consumer group (`<prefix>.<name>`)."""
     client = open_store(settings)
     unsplash = Unsplash(settings)
     try:
-        async with processor_kit(settings, name, after_ack) as kit:
+        async with processor_kit(settings, name, durability) as kit:
             outcomes = ClaimStore(database(client, settings)["fetch_outcomes"])
             handler = FetchHandler(
                 publisher=kit.publisher,

@@ -13,10 +13,10 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from projections.jobs.view import STATUSES, JobView, plan
+from projections.jobs.view import STATUSES, JobView, evolve, plan
 from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.store import Document
-from schema import Event
+from schema import Event, JobRequested
 
 DUPLICATE_KEY = 11000
 # Most ops per bulk write. A write that fails (say, times out on a busy machine and an aged
@@ -113,6 +113,27 @@ class MongoJobViews:
 
         await write_chunked(len(ops), self.chunk, write, retry)
         return sorted(collided)
+
+    async def insert_created(self, events: Sequence[JobRequested]) -> None:
+        """Read-your-writes for new jobs: their first view, inserted in one write. A job whose
+        view exists already (the projection was first, or this is a retried claim) keeps it:
+        that view is at version 1 or later, so nothing is lost."""
+        docs = [evolve(None, event) for event in events]
+        if not docs:
+            return
+        try:
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            if error.details.get("writeConcernErrors") or any(
+                e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]
+            ):
+                raise
+
+    async def get_many(self, job_ids: Sequence[str]) -> dict[str, JobView]:
+        if not job_ids:
+            return {}
+        found = self.collection.find({"_id": {"$in": list(job_ids)}})
+        return {doc["_id"]: JobView.from_doc(doc) async for doc in found}
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zero or not)."""

@@ -258,3 +258,65 @@ def test_run_stops_with_a_clear_error_when_its_broker_dies(tmp_path: Path) -> No
     assert "broker (Tansu) stopped" in (tmp_path / "stderr.log").read_text()
     assert "exited unexpectedly" in (tmp_path / "stderr.log").read_text()
     assert not [pid for pid in children if alive(pid)]
+
+
+async def test_run_killed_mid_burst_keeps_every_acknowledged_creation(tmp_path: Path) -> None:
+    """SIGKILL of `jobline run` while 50 clients create jobs, many batches in flight: after
+    a restart every acknowledged job is there (log, archive, read model) and resolves once."""
+    port = free_port()
+    env = {"JOBLINE_DATA_DIR": str(tmp_path / "data"), **FAST}
+    base = f"http://127.0.0.1:{port}"
+    acknowledged: list[str] = []
+    first = start_jobline(["run", "--port", str(port)], tmp_path, **env)
+    try:
+        read_until(first, "Ctrl-C")
+
+        async def client(http: httpx.AsyncClient) -> None:
+            for _ in range(40):
+                try:
+                    response = await http.post("/jobs")
+                except httpx.TransportError:
+                    return  # killed: this one's answer never came
+                if response.status_code == 202:
+                    acknowledged.append(response.json()["id"])
+
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+            clients = [asyncio.create_task(client(http)) for _ in range(50)]
+            deadline = time.monotonic() + 60
+            while len(acknowledged) < 300:
+                assert time.monotonic() < deadline, f"only {len(acknowledged)} creations"
+                assert not all(c.done() for c in clients), "the burst ended before the kill"
+                await asyncio.sleep(0.01)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            await asyncio.gather(*clients)
+    finally:
+        stop(first)
+    assert 300 <= len(acknowledged) < 2000
+
+    second = start_jobline(["run", "--port", str(port)], tmp_path, **env)
+    try:
+        banner = read_until(second, "Ctrl-C")
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            for job_id in acknowledged:
+                deadline = time.monotonic() + 120
+                while (now := (await http.get(f"/jobs/{job_id}")).json()).get(
+                    "status"
+                ) != "resolved":
+                    assert time.monotonic() < deadline, now
+                    await asyncio.sleep(0.2)
+        broker = re.search(r"broker +(\S+)", banner)
+        assert broker is not None
+        events = await read_events(Settings(_env_file=None, kafka_bootstrap_servers=broker[1]))  # type: ignore[call-arg]
+        requested = {e.job_id for e in events if isinstance(e, JobRequested)}
+        assert set(acknowledged) <= requested
+        outcomes: dict[str, set[str]] = {}
+        for event in events:
+            if isinstance(event, JobResolved | JobFailed):
+                outcomes.setdefault(event.job_id, set()).add(event.event_id)
+        assert all(len(outcomes[job_id]) == 1 for job_id in acknowledged)
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 30) == 0
+    finally:
+        stop(second)

@@ -5,30 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from pymongo import AsyncMongoClient
 
-from jobline.children import broker
-from jobline.serving import free_port
 from tests.conftest import SystemFactory
 from tests.proxy import TcpProxy
-
-
-@pytest.fixture
-async def proxied_broker(tmp_path: Path) -> AsyncIterator[TcpProxy]:
-    port = free_port()
-    proxy = TcpProxy(port)
-    child = broker(port, tmp_path, advertised_port=proxy.port)  # clients only see the proxy
-    child.start()
-    await child.wait_port("127.0.0.1", port)
-    await proxy.start()
-    yield proxy
-    await proxy.cut()
-    await child.stop()
 
 
 async def test_api_and_processors_ride_out_a_broker_outage(

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
 from runtime.clock import utc_now
-from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.log import Appended, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
 from schema import JobDue, JobResolved, encode
@@ -198,9 +198,13 @@ async def test_processors_act_only_on_records_the_gate_lets_through(settings: Se
     asked: list[tuple[str, int, int]] = []
     opened = asyncio.Event()
 
-    async def gate(records: Sequence[Any]) -> None:
-        asked.extend((r.topic, r.partition, r.offset) for r in records)
-        await opened.wait()
+    class Gate:
+        async def appended(self, records: Sequence[Appended]) -> None:
+            raise AssertionError("the projection appends nothing here")
+
+        async def archived(self, records: Sequence[Any]) -> None:
+            asked.extend((r.topic, r.partition, r.offset) for r in records)
+            await opened.wait()
 
     await ensure_topics(settings)
     producer = await start_producer(settings, "test")
@@ -210,7 +214,7 @@ async def test_processors_act_only_on_records_the_gate_lets_through(settings: Se
         await producer.stop()
     client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
     jobs = database(client, settings)["jobs"]
-    task = asyncio.create_task(run_projection(settings, gate))
+    task = asyncio.create_task(run_projection(settings, Gate()))
     try:
         await eventually(lambda: bool(asked), "the projection fetches the record")
         assert asked[-1][0] == settings.topics.jobs
