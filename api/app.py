@@ -76,6 +76,7 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             views = MongoJobViews(db["jobs"])
             if await views.prepare():
                 log.warning("read model is of an older shape; the projection rebuilds it")
+            await views.raise_counter()
             counts = LiveCounts(views.counts)
             feed = JobFeed(database(feed_client, settings)["jobs"], on_change=counts.changed)
             jobs = JobService(

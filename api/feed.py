@@ -15,6 +15,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from projections.jobs.store import is_counts
 from projections.jobs.view import JobView
 from runtime.store import Document
 
@@ -87,7 +88,7 @@ class JobFeed:
                             break
                         token = stream.resume_token
                         doc = change.get("fullDocument")
-                        if doc is not None:
+                        if doc is not None and not is_counts(doc):
                             self._fan_out(JobView.from_doc(doc))
                         self._on_change()
             except PyMongoError as error:

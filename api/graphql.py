@@ -102,6 +102,9 @@ class JobEvent:
 class Job:
     id: strawberry.ID
     status: JobStatus
+    seq: int | None = strawberry.field(
+        description="The job's place in creation order (the board's order, newest first)."
+    )
     created_at: datetime | None
     due_at: datetime | None
     delay_seconds: float | None = strawberry.field(description="The wait, decided at creation.")
@@ -116,6 +119,7 @@ class Job:
         return cls(
             id=strawberry.ID(view.id),
             status=JobStatus(view.status),
+            seq=view.public_seq,
             created_at=view.created_at,
             due_at=view.due_at,
             delay_seconds=view.delay_s,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
-from pydantic import BaseModel, model_serializer
+from pydantic import BaseModel, Field, model_serializer
 
 from api.service import MAX_PAGE, JobService
 from projections.jobs.view import JobView
@@ -59,6 +59,9 @@ class JobOut(BaseModel):
 
     id: str
     status: Status
+    seq: int | None = Field(
+        None, description="The job's place in creation order (the board's order, newest first)."
+    )
     created_at: datetime | None
     due_at: datetime | None
     delay_s: float | None
@@ -99,6 +102,7 @@ class JobOut(BaseModel):
         return cls(
             id=view.id,
             status=view.status,  # type: ignore[arg-type]
+            seq=view.public_seq,
             created_at=view.created_at,
             due_at=view.due_at,
             delay_s=view.delay_s,

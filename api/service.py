@@ -8,7 +8,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +108,7 @@ class JobService:
         a copy of the same event is harmless). Whether the first request got it onto the
         log before dying is unknown, and a job in the read model proves nothing: under
         `jobline run` the projection could once apply a record the broker then lost."""
+        batch = await self._numbered(batch)
         claims = await self._keys.claim_many(
             [(r.key, r.event, r.fingerprint) for r in batch if r.key is not None]
         )
@@ -142,6 +143,13 @@ class JobService:
             view = current.get(event.job_id)
             results.append(view or JobView.from_doc(evolve(None, event)))
         return results
+
+    async def _numbered(self, batch: list[CreateRequest]) -> list[CreateRequest]:
+        """The batch with a `seq` for each new job, in arrival order (one write). A request
+        whose key turns out to be claimed already leaves its number unused: pages skip
+        such gaps."""
+        seqs = iter(await self._views.allocate(len(batch)))
+        return [replace(r, event=replace(r.event, seq=next(seqs))) for r in batch]
 
     async def _append(self, events: list[JobRequested]) -> None:
         # Bounded: while the broker is away the callers get a 503 and retry (with their

@@ -30,11 +30,14 @@ from schema.events import (
 
 #: The schema version each event type is written with today. Raise one only together with an
 #: upcaster from the previous version.
-CURRENT_SCHEMA_VERSIONS: dict[str, int] = dict.fromkeys(EVENT_TYPES, 1)
+CURRENT_SCHEMA_VERSIONS: dict[str, int] = {**dict.fromkeys(EVENT_TYPES, 1), "JobRequested": 2}
 
 #: (type, from_version) -> function turning that version's envelope into the next version's.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v2 adds `seq`, the job's place in creation order; v1 jobs have none.
+    ("JobRequested", 1): lambda envelope: {**envelope, "data": {**envelope["data"], "seq": None}},
+}
 
 _ENVELOPE = ("event_id", "job_id", "occurred_at")
 
@@ -141,8 +144,15 @@ def _requested(common: dict[str, Any], data: dict[str, Any]) -> Event:
     delay = data["delay_s"]
     if not isinstance(delay, int | float) or isinstance(delay, bool):
         raise TypeError("delay_s is not a number")
+    seq = data["seq"]
+    if seq is not None and (_require_int(seq, "seq") < 1):
+        raise ValueError("seq is below 1")
     return JobRequested(
-        **common, due_at=_datetime(data["due_at"]), delay_s=float(delay), idempotency_key=key
+        **common,
+        due_at=_datetime(data["due_at"]),
+        delay_s=float(delay),
+        idempotency_key=key,
+        seq=seq,
     )
 
 

@@ -48,6 +48,9 @@ class JobRequested(Event):
     due_at: datetime
     delay_s: float
     idempotency_key: str | None = None
+    #: The job's place in creation order: dense from 1, allocated by the API as it commits
+    #: creations (schema v2). The board lists jobs by it. None in v1 events.
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,7 @@ import { detailView } from "./detail.js";
 const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2 };
 const PING_EVERY_MS = 10000;
 const PONG_TIMEOUT_MS = 5000;
-const JOB_FIELDS = `id status createdAt dueAt updatedAt error
+const JOB_FIELDS = `id status seq createdAt dueAt updatedAt error
   result { id altDescription color blurHash width height urls { small regular } links { html }
            user { name username links { html } } }`;
 
@@ -22,7 +22,7 @@ let boardScroll = 0;
 function fromGraphQL(job) {
   const r = job.result;
   return {
-    id: job.id, status: job.status.toLowerCase(), created_at: job.createdAt,
+    id: job.id, status: job.status.toLowerCase(), seq: job.seq, created_at: job.createdAt,
     due_at: job.dueAt, updated_at: job.updatedAt, error: job.error,
     result: r && { id: r.id, alt_description: r.altDescription, color: r.color,
       blur_hash: r.blurHash, width: r.width, height: r.height, urls: r.urls, links: r.links,
@@ -38,8 +38,10 @@ function upsert(job) {
   if (job.id === detail.id && known?.status !== job.status) detail.refresh();
 }
 
-function newer(a, b) {  // the server's order: created_at, then id, both descending
-  const at = Number(a.dataset.created) - Number(b.dataset.created || Infinity);
+function newer(a, b) {  // the server's order: seq (jobs without one after), then id
+  const bySeq = Number(a.dataset.seq) - Number(b.dataset.seq);
+  if (bySeq) return bySeq > 0;
+  const at = Number(a.dataset.created) - Number(b.dataset.created);
   return at > 0 || (at === 0 && a.id > b.id);
 }
 
@@ -48,6 +50,7 @@ function render(job) {
   if (card?.dataset.status === job.status) return;  // a status's card never changes: keep it
   if (!card) {
     card = el("li", { class: "job", id: `job-${job.id}` });
+    card.dataset.seq = job.seq ?? 0;  // none: a job from before seq, listed after all others
     card.dataset.created = Date.parse(job.created_at) || 0;
     list.insertBefore(card, [...list.children].find((c) => newer(card, c)) || null);
   }

@@ -1,37 +1,67 @@
-"""The jobs read model in MongoDB: batched, version-guarded writes and paginated reads."""
+"""The jobs read model in MongoDB: transactional batches that keep counts exact, and pages
+that cost O(page) on every backend.
+
+Reads. Each job has `seq`, its dense place in creation order (view.py `order_key`). A page
+is read as windows of `seq` from the top down (`{seq: {$gte: lo, $lte: hi}}`, with `status`
+if filtered), each window served by an index range and holding at most its width in jobs:
+O(page) on MongoDB and on the embedded store alike, which answers a sorted read of "the
+newest 30" only by reading every document (DESIGN.md section 4). Windows grow fourfold while
+they come back short (a rare status, or seq numbers a failed creation never used).
+
+Counts. Beside the jobs live a few count documents (`~counts/<shard>`), changed in the same
+transaction as the jobs of a batch: each batch reads the stored version and status of its
+jobs, applies only the events above that version, and adds the status changes to one shard.
+Redelivery, replay and crashes therefore cannot count a change twice or miss one, and
+reading the counts is a handful of `_id` lookups. A view the API inserts for
+read-your-writes is marked `counted: false`; the projection counts it when it first sees it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import random
+from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from pymongo import DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from projections.jobs.view import STATUSES, JobView, evolve, plan
+from projections.jobs.view import STATUSES, Chain, JobView, evolve, plan
 from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.store import Document
 from schema import Event, JobRequested
 
 DUPLICATE_KEY = 11000
-# Most ops per bulk write. A write that fails (say, times out on a busy machine and an aged
-# embedded store, seen below 70 upserts/s) halves the next one's size: see runtime/backoff.py.
+# Most jobs per transaction. A write that fails (say, times out on a busy machine and an aged
+# embedded store) halves the next one's size: see runtime/backoff.py.
 BULK_OPS = 500
-NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 # The shape of the documents this code writes. Bump it when a change of `view.py` makes the
 # stored documents stale; a projection that finds an older shape rebuilds them from the log.
-# 1: no history. 2: each job keeps its event history.
-SHAPE = 2
+# 1: no history. 2: each job keeps its event history. 3: `seq`, `counted`, count documents.
+SHAPE = 3
 SHAPES = "read_model_shapes"  # {_id: read model's name, version: its documents' shape}
+COUNTERS = "counters"  # {_id: "jobs", seq: the last seq the API handed out}
+COUNTS_PREFIX = "~counts/"
+COUNT_SHARDS = [f"{COUNTS_PREFIX}{n}" for n in range(8)]
+COUNTED = "counted"
+FIRST_WINDOW_FILTERED = 4  # a status-filtered page starts with a window of 4 pages
 
 
 class InvalidCursor(ValueError):
     pass
+
+
+class StaleRead(PyMongoError):
+    """A job changed between a batch's read and its write; the batch is written again."""
+
+
+def is_counts(doc: Document) -> bool:
+    return str(doc["_id"]).startswith(COUNTS_PREFIX)
 
 
 class JobReadStore(Protocol):
@@ -66,59 +96,85 @@ class MongoJobViews:
         await shapes.update_one({"_id": name}, {"$max": {"version": SHAPE}}, upsert=True)
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index(NEWEST_FIRST, name="newest_first")
+        await self.collection.create_index([("seq", DESCENDING)], name="by_seq")
         await self.collection.create_index(
-            [("status", 1), *NEWEST_FIRST], name="status_newest_first"
+            [("status", ASCENDING), ("seq", DESCENDING)], name="by_status_seq"
         )
 
+    # -- writes -------------------------------------------------------------------------
+
     async def apply(self, events: Sequence[Event], retry: Retry | None = None) -> None:
-        """Apply a batch with one bulk write of one guarded upsert per job (see `Chain`).
+        """Apply a batch: per job, the events above its stored version (see `Chain`), in
+        transactions of at most `chunk.size` jobs, each with its count changes.
 
-        A job whose view is already at or past a chain's first version makes its upsert
-        collide on `_id` (E11000): that event is already applied, so the chain is written
-        again without it. Only jobs with redeliveries pay that second round.
-
-        A failed write shrinks the next ones. Without `retry` it raises; with it (background
-        writers), the failed chunk alone is written again, smaller, after a pause, until the
-        store takes it (runtime/backoff.py)."""
+        A failed transaction shrinks the next ones. Without `retry` it raises; with it
+        (background writers), the failed chunk alone is written again, smaller, after a
+        pause, until the store takes it (runtime/backoff.py)."""
         chains = plan(events)
-        while chains:
-            ops = [
-                UpdateOne(
-                    {"_id": chain.job_id, "version": {"$lt": chain.first}},
-                    {"$set": chain.fields()},
-                    upsert=True,
-                )
-                for chain in chains
-            ]
-            collided = await self._write(ops, retry)
-            chains = [rest for i in collided if (rest := chains[i].rest()) is not None]
-
-    async def _write(self, ops: list[UpdateOne], retry: Retry | None) -> list[int]:
-        """Run the ops in bulk writes (runtime/backoff.py); return the indexes of those that
-        collided on `_id`. A retried chunk is idempotent: the ops of it that did apply
-        collide the second time."""
-        collided: set[int] = set()
 
         async def write(start: int, end: int) -> None:
-            try:
-                await self.collection.bulk_write(ops[start:end], ordered=False)
-            except BulkWriteError as error:
-                errors = error.details["writeErrors"]
-                if error.details.get("writeConcernErrors") or any(
-                    e["code"] != DUPLICATE_KEY for e in errors
-                ):
-                    raise
-                collided.update(start + e["index"] for e in errors)
+            async with self.collection.database.client.start_session() as session:
+                await session.with_transaction(
+                    lambda session: self._apply_chains(chains[start:end], session)
+                )
 
-        await write_chunked(len(ops), self.chunk, write, retry)
-        return sorted(collided)
+        await write_chunked(len(chains), self.chunk, write, retry)
+
+    async def _apply_chains(self, chains: list[Chain], session: AsyncClientSession) -> None:
+        ids = [chain.job_id for chain in chains]
+        stored = {
+            doc["_id"]: doc
+            async for doc in self.collection.find(
+                {"_id": {"$in": ids}}, {"version": 1, "status": 1, COUNTED: 1}, session=session
+            )
+        }
+        ops: list[UpdateOne] = []
+        delta: Counter[str] = Counter()
+        seqs: list[int] = []
+        for chain in chains:
+            doc = stored.get(chain.job_id)
+            version = doc["version"] if doc is not None else 0
+            counted = doc is not None and doc.get(COUNTED, True)
+            todo = chain.above(version)
+            if todo is None:
+                if doc is not None and not counted:  # inserted by the API, counted now
+                    delta[doc["status"]] += 1
+                    ops.append(
+                        UpdateOne(
+                            {"_id": chain.job_id, "version": version}, {"$set": {COUNTED: True}}
+                        )
+                    )
+                continue
+            fields = {**todo.fields(), COUNTED: True}
+            if doc is not None and counted:
+                delta[doc["status"]] -= 1
+            delta[fields["status"]] += 1
+            if "seq" in fields:
+                seqs.append(fields["seq"])
+            if doc is None:
+                ops.append(UpdateOne({"_id": chain.job_id}, {"$set": fields}, upsert=True))
+            else:
+                ops.append(UpdateOne({"_id": chain.job_id, "version": version}, {"$set": fields}))
+        if ops:
+            result = await self.collection.bulk_write(ops, ordered=False, session=session)
+            if result.matched_count + result.upserted_count != len(ops):
+                raise StaleRead("a job changed while its batch was written")
+        changes: Document = {}
+        if inc := {f"counts.{status}": n for status, n in delta.items() if n}:
+            changes["$inc"] = inc
+        if seqs:
+            changes["$max"] = {"top": max(seqs)}
+            changes["$min"] = {"bottom": min(seqs)}
+        if changes:
+            shard = random.choice(COUNT_SHARDS)
+            await self.collection.update_one({"_id": shard}, changes, upsert=True, session=session)
 
     async def insert_created(self, events: Sequence[JobRequested]) -> None:
-        """Read-your-writes for new jobs: their first view, inserted in one write. A job whose
-        view exists already (the projection was first, or this is a retried claim) keeps it:
-        that view is at version 1 or later, so nothing is lost."""
-        docs = [evolve(None, event) for event in events]
+        """Read-your-writes for new jobs: their first view, inserted in one write and marked
+        not yet counted (the projection counts it). A job whose view exists already (the
+        projection was first, or this is a retried claim) keeps it: that view is at
+        version 1 or later, so nothing is lost."""
+        docs = [{**evolve(None, event), COUNTED: False} for event in events]
         if not docs:
             return
         try:
@@ -129,58 +185,104 @@ class MongoJobViews:
             ):
                 raise
 
-    async def get_many(self, job_ids: Sequence[str]) -> dict[str, JobView]:
-        if not job_ids:
-            return {}
-        found = self.collection.find({"_id": {"$in": list(job_ids)}})
-        return {doc["_id"]: JobView.from_doc(doc) async for doc in found}
+    async def allocate(self, count: int) -> range:
+        """Hand out `count` new seq numbers (one write, whatever the count)."""
+        counter = await self.collection.database[COUNTERS].find_one_and_update(
+            {"_id": "jobs"},
+            {"$inc": {"seq": count}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # upserted
+        last = int(counter["seq"])
+        return range(last - count + 1, last + 1)
+
+    async def raise_counter(self) -> None:
+        """Make sure the API never hands out a seq the read model already holds (a store
+        whose counter was lost, or a read model rebuilt from the log elsewhere)."""
+        _, top, _ = await self._tallies()
+        if top > 0:
+            await self.collection.database[COUNTERS].update_one(
+                {"_id": "jobs"}, {"$max": {"seq": top}}, upsert=True
+            )
+
+    # -- reads --------------------------------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zero or not)."""
-        counted = dict.fromkeys(STATUSES, 0)
-        pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-        async for row in await self.collection.aggregate(pipeline):
-            if row["_id"] in counted:
-                counted[row["_id"]] = row["n"]
+        counted, _, _ = await self._tallies()
         return counted
 
+    async def _tallies(self) -> tuple[dict[str, int], int, int]:
+        """(counts, the highest seq projected, the lowest) from the count documents."""
+        counted = dict.fromkeys(STATUSES, 0)
+        tops, bottoms = [], [1]
+        async for doc in self.collection.find({"_id": {"$in": COUNT_SHARDS}}):
+            for status, n in (doc.get("counts") or {}).items():
+                if status in counted:
+                    counted[status] += n
+            tops += [doc["top"]] if "top" in doc else []
+            bottoms += [doc["bottom"]] if "bottom" in doc else []
+        return counted, max(tops, default=0), min(bottoms)
+
     async def get(self, job_id: str) -> JobView | None:
+        if job_id.startswith(COUNTS_PREFIX):
+            return None
         doc = await self.collection.find_one({"_id": job_id})
         return None if doc is None else JobView.from_doc(doc)
+
+    async def get_many(self, job_ids: Sequence[str]) -> dict[str, JobView]:
+        wanted = [i for i in job_ids if not i.startswith(COUNTS_PREFIX)]
+        if not wanted:
+            return {}
+        found = self.collection.find({"_id": {"$in": wanted}})
+        return {doc["_id"]: JobView.from_doc(doc) async for doc in found}
 
     async def page(
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:
-        query: dict[str, Any] = {"created_at": {"$ne": None}}
-        if status is not None:
-            if status not in STATUSES:
-                raise ValueError(f"unknown status {status!r}")
-            query["status"] = status
-        if cursor is not None:
-            created_at, job_id = decode_cursor(cursor)
-            query["$or"] = [
-                {"created_at": {"$lt": created_at}},
-                {"created_at": created_at, "_id": {"$lt": job_id}},
-            ]
-        docs = await self.collection.find(query).sort(NEWEST_FIRST).limit(limit + 1).to_list()
-        views = [JobView.from_doc(doc) for doc in docs[:limit]]
-        more = len(docs) > limit
+        """Up to `limit` jobs, newest first, after `cursor`; and the cursor of the next page
+        (None on the last). Read in windows of `seq`, from the top down (see the module)."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        after = decode_cursor(cursor) if cursor is not None else None
+        _, projected_top, bottom = await self._tallies()
+        if after is not None:
+            hi = after[0]
+        else:
+            counter = await self.collection.database[COUNTERS].find_one({"_id": "jobs"})
+            hi = max(projected_top, int(counter["seq"])) if counter else projected_top
+        want = limit + 1
+        width = want * (FIRST_WINDOW_FILTERED if status is not None else 1)
+        found: list[Document] = []
+        while len(found) < want and hi >= bottom:
+            lo = max(bottom, hi - width + 1)
+            query: Document = {"seq": {"$gte": lo, "$lte": hi}}
+            if status is not None:
+                query["status"] = status
+            window = await self.collection.find(query).to_list()
+            window.sort(key=lambda d: (d["seq"], d["_id"]), reverse=True)
+            if after is not None:
+                window = [d for d in window if (d["seq"], d["_id"]) < after]
+            found += window
+            hi, width = lo - 1, width * 4
+        views = [JobView.from_doc(doc) for doc in found[:limit]]
+        more = len(found) > limit
         return views, encode_cursor(views[-1]) if more and views else None
 
 
 def encode_cursor(view: JobView) -> str:
-    assert view.created_at is not None
-    raw = json.dumps([view.created_at.isoformat(), view.id]).encode()
+    assert view.seq is not None
+    raw = json.dumps([view.seq, view.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
+        seq, job_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as error:
         raise InvalidCursor("cursor is not one this API issued") from error
-    if not isinstance(job_id, str) or parsed.tzinfo is None:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(job_id, str):
         raise InvalidCursor("cursor is not one this API issued")
-    return parsed, job_id
+    return seq, job_id

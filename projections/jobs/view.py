@@ -46,6 +46,7 @@ def _state_changes(event: Event) -> Doc:
     if isinstance(event, JobRequested):
         return {
             "status": PENDING,
+            "seq": order_key(event),
             "created_at": at,
             "due_at": event.due_at,
             "delay_s": event.delay_s,
@@ -58,6 +59,20 @@ def _state_changes(event: Event) -> Doc:
     if isinstance(event, JobFailed):
         return {"status": FAILED, "error": event.reason, "updated_at": at}
     raise TypeError(f"no view change for {event.TYPE}")
+
+
+#: Jobs requested before events carried `seq` (JobRequested schema v1) are ordered after
+#: every sequenced job, among themselves by creation time (microseconds), above this base
+#: (which keeps every key a number JavaScript holds exactly).
+LEGACY_SEQ_BASE = -(2**53)
+
+
+def order_key(event: JobRequested) -> int:
+    """The job's place on the board (`seq`, newest first): the sequence number the API gave
+    it, or, for a v1 event, a negative key that keeps such jobs in creation order."""
+    if event.seq is not None:
+        return event.seq
+    return LEGACY_SEQ_BASE + round(event.occurred_at.timestamp() * 1_000_000)
 
 
 def set_fields(doc: Mapping[str, Any], fields: Mapping[str, Any]) -> Doc:
@@ -80,14 +95,12 @@ def evolve(view: Mapping[str, Any] | None, event: Event) -> Doc:
 class Chain:
     """One job's events of a batch that a fold could apply, in strictly rising version order.
 
-    Written as one guarded `$set` of the merged fields under `version < first`. When the
-    stored view is already at or past `first` (the write collides), the fold would skip the
-    first event, so the write is retried without it (`rest`): a fold applies exactly the
-    events above the stored version, whatever copies the log holds and wherever a batch
-    starts. Merging blindly under the highest version instead would let a later copy of an
-    event the view already has (a JobDue re-emitted after a crash, with its own
-    `occurred_at`) overwrite the first copy's history entry: the live view would then differ
-    from a replay that never cut the log at that point.
+    The store applies only the events above the version it holds (`above`), so a fold
+    applies exactly those events, whatever copies the log holds and wherever a batch starts.
+    Merging blindly under the highest version instead would let a later copy of an event the
+    view already has (a JobDue re-emitted after a crash, with its own `occurred_at`)
+    overwrite the first copy's history entry: the live view would then differ from a replay
+    that never cut the log at that point.
     """
 
     job_id: str
@@ -108,8 +121,10 @@ class Chain:
             merged.update(changes(event))
         return {**merged, "version": self.last}
 
-    def rest(self) -> Chain | None:
-        return Chain(self.job_id, self.events[1:]) if len(self.events) > 1 else None
+    def above(self, version: int) -> Chain | None:
+        """The events of this chain a view at `version` has not applied yet, if any."""
+        newer = tuple(e for e in self.events if e.version > version)
+        return Chain(self.job_id, newer) if newer else None
 
 
 def plan(events: Iterable[Event]) -> list[Chain]:
@@ -143,9 +158,15 @@ class JobView:
     updated_at: datetime | None
     version: int
     delay_s: float | None = None
+    seq: int | None = None
     result: Photo | None = None
     error: str | None = None
     history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def public_seq(self) -> int | None:
+        """The job's place in creation order as the API shows it (None for a v1 job)."""
+        return self.seq if self.seq is not None and self.seq >= 1 else None
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> JobView:
@@ -159,6 +180,7 @@ class JobView:
             updated_at=doc.get("updated_at"),
             version=doc["version"],
             delay_s=doc.get("delay_s"),
+            seq=doc.get("seq"),
             result=photo_from_dict(result) if result is not None else None,
             error=doc.get("error"),
             history=tuple(

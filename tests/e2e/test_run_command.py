@@ -23,6 +23,7 @@ from runtime.settings import Settings
 from schema import JobDue, JobFailed, JobRequested, JobResolved
 from tests.conftest import StandInServer
 from tests.logread import read_events
+from tests.readmodel import counts_and_recount
 from tests.runs import FAST, alive, child_pids, read_until, start_jobline, still_running, stop
 
 pytestmark = pytest.mark.browser
@@ -316,6 +317,12 @@ async def test_run_killed_mid_burst_keeps_every_acknowledged_creation(tmp_path: 
             if isinstance(event, JobResolved | JobFailed):
                 outcomes.setdefault(event.job_id, set()).add(event.event_id)
         assert all(len(outcomes[job_id]) == 1 for job_id in acknowledged)
+        store = re.search(r"store +(\S+)", banner)
+        assert store is not None
+        counted, recount = await counts_and_recount(
+            Settings(_env_file=None, mongodb_uri=store[1])  # type: ignore[call-arg]
+        )
+        assert counted == recount
         second.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 30) == 0
     finally:

@@ -26,6 +26,7 @@ from jobline.serving import free_port
 from runtime.settings import Settings
 from schema import JobRequested, JobResolved
 from tests.logread import read_events
+from tests.readmodel import counts_and_recount
 from tests.runs import child_pids, read_until, start_jobline, stop
 
 BURST = 300
@@ -143,6 +144,13 @@ async def test_killing_the_store_after_a_burst_loses_no_acknowledged_job(tmp_pat
         assert set(jobs_per_key) == set(early) | set(retried)
         assert [key for key, jobs in jobs_per_key.items() if len(jobs) > 1] == []
         assert len(photos) == len(after), "a job got two photos"
+        store = re.search(r"store +(\S+)", banner)
+        assert store is not None
+        counted, recount = await counts_and_recount(
+            Settings(_env_file=None, mongodb_uri=store[1])  # type: ignore[call-arg]
+        )
+        assert counted == recount
+        assert counted["resolved"] == len(after)
         second.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(second.wait, 30) == 0
     finally:

@@ -30,6 +30,7 @@ from runtime.store import database
 from schema import JobFailed, JobRequested, JobResolved
 from tests.conftest import ROOT, StandInServer
 from tests.logread import read_events
+from tests.readmodel import counts_and_recount
 
 JOBS = 2000
 LOAD_SECONDS = 20.0
@@ -202,6 +203,7 @@ async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
     doubled_outcomes = [job for job, ids in outcomes.items() if len(ids) > 1]
     two_photos = [job for job, ids in photos.items() if len(ids) > 1]
     verified = await replay(cluster.settings, lambda done, total: None, verify=True)
+    counted, recount = await counts_and_recount(cluster.settings)
 
     report = {
         "jobs_acknowledged": len(acknowledged),
@@ -215,6 +217,7 @@ async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
         "events_in_log": len(events),
         "unsplash_calls": stand_in.state.requests,
         "replay_differences": len(verified.differences),
+        "counts": counted,
         "seconds": round(took, 1),
     }
     artifacts = ROOT / "test-artifacts"
@@ -227,3 +230,4 @@ async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
     assert two_photos == []
     assert set(outcomes) == set(acknowledged.values())
     assert verified.differences == [], verified.differences[:5]
+    assert counted == recount

@@ -36,8 +36,11 @@ async def test_rest_job_resolves_with_a_photo_from_the_stand_in(system: System) 
     assert response.headers["location"] == f"/jobs/{job['id']}"
     assert job["status"] == "pending"
     assert set(job) == {
-        "id", "status", "created_at", "due_at", "delay_s", "updated_at", "version", "history"
+        "id", "status", "seq", "created_at", "due_at", "delay_s", "updated_at", "version",
+        "history",
     }  # fmt: skip
+    assert isinstance(job["seq"], int)
+    assert job["seq"] >= 1
     assert [entry["type"] for entry in job["history"]] == ["JobRequested"]
 
     # Read-your-writes: the creator can read the job at once, not after projection lag.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from functools import reduce
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from projections.jobs.store import MongoJobViews
-from projections.jobs.view import JobView, evolve
+from projections.jobs.view import STATUSES, JobView, evolve
 from runtime.backoff import ChunkSize
 from runtime.clock import utc_now
 from runtime.settings import Settings
@@ -29,7 +31,15 @@ async def views(settings: Settings) -> AsyncIterator[MongoJobViews]:
 
 
 async def _docs(views: MongoJobViews) -> list[Document]:
-    return await views.collection.find().sort("_id").to_list()
+    """The job documents (not the counts), as stored."""
+    return await views.collection.find({"version": {"$exists": True}}).sort("_id").to_list()
+
+
+async def _recount(views: MongoJobViews) -> dict[str, int]:
+    counted = dict.fromkeys(STATUSES, 0)
+    for doc in await _docs(views):
+        counted[doc["status"]] += 1
+    return counted
 
 
 async def test_applying_events_twice_or_out_of_order_changes_nothing(
@@ -41,11 +51,23 @@ async def test_applying_events_twice_or_out_of_order_changes_nothing(
     once = await _docs(views)
     assert [d["status"] for d in once] == ["resolved", "failed", "resolved", "failed"]
 
+    assert (
+        await views.counts()
+        == await _recount(views)
+        == {
+            "pending": 0,
+            "processing": 0,
+            "resolved": 2,
+            "failed": 2,
+        }
+    )
+
     await views.apply(events)  # redelivery of the whole batch
     await views.apply(list(reversed(events)))  # stale versions after newer ones
     for life in lives:
         await views.apply(life[:2])  # an old prefix again
     assert await _docs(views) == once
+    assert await views.counts() == await _recount(views)
 
 
 async def test_the_store_holds_what_a_fold_of_evolve_gives(views: MongoJobViews) -> None:
@@ -107,7 +129,10 @@ async def test_collisions_are_retried_across_bulk_chunks(views: MongoJobViews) -
     assert {(d["status"], d["version"], len(d["history"])) for d in docs} == {("processing", 2, 2)}
 
 
-async def test_pages_are_newest_first_with_stable_cursors(views: MongoJobViews) -> None:
+async def test_jobs_requested_before_seq_are_listed_by_creation_time(
+    views: MongoJobViews,
+) -> None:
+    """v1 JobRequested events carry no `seq`: such jobs keep their creation order."""
     start = utc_now()
     for i in range(7):
         await views.apply(job_life(f"j{i}", start + timedelta(seconds=i // 2))[:1])
@@ -120,3 +145,78 @@ async def test_pages_are_newest_first_with_stable_cursors(views: MongoJobViews) 
     assert ids == ["j6", "j5", "j4", "j3", "j2", "j1", "j0"]
     assert (await views.page(10, None, "resolved"))[0] == []
     assert await views.get("nope") is None
+
+
+async def _all_pages(
+    views: MongoJobViews, limit: int, status: str | None, between: Any = None
+) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = await views.page(limit, cursor, status)
+        ids += [v.id for v in page]
+        if cursor is None:
+            return ids
+        if between is not None:
+            await between()
+
+
+async def test_pages_equal_a_plain_sort_across_inserts_made_while_paging(
+    views: MongoJobViews,
+) -> None:
+    """Every page of every status, walked with cursors while new jobs arrive, is exactly a
+    plain sort (newest first) of the jobs there were when the walk began: seq gaps (numbers
+    a failed creation never used) and all."""
+    start = utc_now()
+    seqs = [n for n in range(1, 140) if n % 11]  # gaps
+    lives = {n: job_life(f"job-{n:03}", start, resolved=n % 3 == 0, seq=n) for n in seqs}
+    batch = []
+    for n, life in lives.items():  # a mix of pending, processing, resolved and failed
+        batch += life[: 1 + n % 4] if n % 4 < 3 else life
+    await views.apply(batch)
+    later = itertools.count(1000)
+    inserted: list[str] = []
+
+    async def insert_one() -> None:
+        n = next(later)
+        inserted.append(f"new-{n}")
+        await views.apply(job_life(inserted[-1], utc_now(), seq=n)[:1])
+
+    async def plain(status: str | None) -> list[str]:
+        chosen = [d for d in await _docs(views) if status is None or d["status"] == status]
+        return [d["_id"] for d in sorted(chosen, key=lambda d: d["seq"], reverse=True)]
+
+    for status in (None, *STATUSES):
+        for limit in (1, 7, 30):
+            expected = await plain(status)  # the jobs there are as the walk begins
+            assert await _all_pages(views, limit, status, insert_one) == expected, (
+                status,
+                limit,
+            )
+    first, _ = await views.page(5, None, None)
+    assert [v.id for v in first] == inserted[::-1][:5]  # the newest: inserted while paging
+
+
+async def test_counts_equal_a_recount_after_api_inserts_and_redeliveries(
+    views: MongoJobViews,
+) -> None:
+    start = utc_now()
+    lives = [job_life(f"c{n}", start, resolved=n % 2 == 0, seq=n) for n in range(1, 41)]
+    requested = [life[0] for life in lives]
+    await views.insert_created(requested[:25])  # read-your-writes: inserted, not counted
+    assert await views.counts() == dict.fromkeys(STATUSES, 0)
+    await views.apply([e for life in lives[:10] for e in life[:2]])
+    await views.apply(requested)
+    await views.insert_created(requested[30:])  # after the projection: changes nothing
+    await views.apply([e for life in lives for e in life])
+    await views.apply([e for life in lives[::3] for e in life])  # redelivered
+    assert (
+        await views.counts()
+        == await _recount(views)
+        == {
+            "pending": 0,
+            "processing": 0,
+            "resolved": 20,
+            "failed": 20,
+        }
+    )

@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 
 from projections.jobs.replay import replay
 from projections.jobs.runner import run as run_projection
-from projections.jobs.store import SHAPE, SHAPES
+from projections.jobs.store import SHAPE, SHAPES, MongoJobViews
 from runtime.clock import utc_now
 from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
@@ -47,11 +47,21 @@ async def _jobs_with_history(system: System, stand_in: StandInServer) -> list[di
 
 
 async def _snapshot(system: System) -> list[dict[str, Any]]:
+    """The job documents (not the counts)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         system.settings.store_uri, tz_aware=True
     )
     try:
-        return await database(client, system.settings)["jobs"].find().sort("_id").to_list()
+        jobs = database(client, system.settings)["jobs"]
+        return await jobs.find({"version": {"$exists": True}}).sort("_id").to_list()
+    finally:
+        await client.close()
+
+
+async def _counts(system: System) -> dict[str, int]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
+    try:
+        return await MongoJobViews(database(client, system.settings)["jobs"]).counts()
     finally:
         await client.close()
 
@@ -62,6 +72,13 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
     jobs = await _jobs_with_history(system, stand_in)
     before = await _snapshot(system)
     assert {d["status"] for d in before} == {"resolved", "failed"}
+    counts_before = await _counts(system)
+    assert counts_before == {
+        "pending": 0,
+        "processing": 0,
+        "resolved": sum(d["status"] == "resolved" for d in before),
+        "failed": sum(d["status"] == "failed" for d in before),
+    }
     log_before = len(await read_topic(system.settings, system.settings.topics.jobs))
     calls_before = stand_in.state.requests
 
@@ -76,6 +93,7 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
     assert result.skipped == 1
     assert seen[-1][0] == seen[-1][1] == log_before
     assert await _snapshot(system) == before
+    assert await _counts(system) == counts_before
     assert stand_in.state.requests == calls_before, "replay called Unsplash"
     assert len(await read_topic(system.settings, system.settings.topics.jobs)) == log_before
 

@@ -35,7 +35,11 @@ def photo(photo_id: str = "p1", name: str = "Ada Baker") -> Photo:
 
 
 def job_life(
-    job_id: str, at: datetime, resolved: bool = True, photo_id: str | None = None
+    job_id: str,
+    at: datetime,
+    resolved: bool = True,
+    photo_id: str | None = None,
+    seq: int | None = None,
 ) -> list[Event]:
     """A whole job: requested, due 5 s later, then resolved or failed."""
     due_at = at + timedelta(seconds=5)
@@ -56,7 +60,12 @@ def job_life(
     )
     return [
         JobRequested(
-            event_id=f"req-{job_id}", job_id=job_id, occurred_at=at, due_at=due_at, delay_s=5.0
+            event_id=f"req-{job_id}",
+            job_id=job_id,
+            occurred_at=at,
+            due_at=due_at,
+            delay_s=5.0,
+            seq=seq,
         ),
         JobDue(
             event_id=derived_event_id(job_id, "due"),

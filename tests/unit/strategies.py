@@ -41,7 +41,7 @@ photos = st.builds(
 job_ids = st.sampled_from(["a", "b", "c"])
 
 
-def _requested(job_id: str, at: datetime, delay: float, key: str | None) -> Event:
+def _requested(job_id: str, at: datetime, delay: float, key: str | None, seq: int | None) -> Event:
     return JobRequested(
         event_id=f"r-{job_id}",
         job_id=job_id,
@@ -49,11 +49,17 @@ def _requested(job_id: str, at: datetime, delay: float, key: str | None) -> Even
         due_at=at + timedelta(seconds=delay),
         delay_s=delay,
         idempotency_key=key,
+        seq=seq,
     )
 
 
 requested = st.builds(
-    _requested, job_ids, moments, st.floats(0, 300, allow_nan=False), st.none() | texts
+    _requested,
+    job_ids,
+    moments,
+    st.floats(0, 300, allow_nan=False),
+    st.none() | texts,
+    st.none() | st.integers(1, 2**53),
 )
 due = st.builds(
     lambda j, at: JobDue(event_id=f"d-{j}", job_id=j, occurred_at=at, due_at=at), job_ids, moments

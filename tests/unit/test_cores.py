@@ -134,8 +134,11 @@ def test_offsets_commit_only_below_the_oldest_held_record() -> None:
 
 
 def test_cursors_round_trip_and_refuse_garbage() -> None:
-    view = JobView(id="j1", status="pending", created_at=NOW, due_at=NOW, updated_at=NOW, version=1)
-    assert decode_cursor(encode_cursor(view)) == (NOW, "j1")
-    for garbage in ("", "garbage!", "W10", "WyJ4IiwgMV0"):
+    view = JobView(
+        id="j1", status="pending", created_at=NOW, due_at=NOW, updated_at=NOW, version=1, seq=42
+    )
+    assert decode_cursor(encode_cursor(view)) == (42, "j1")
+    # Not base64; not JSON; not a pair; a pair of the wrong types (["x", 1], [true, "j"]).
+    for garbage in ("", "garbage!", "W10", "WyJ4IiwgMV0", "W3RydWUsICJqIl0"):
         with pytest.raises(InvalidCursor):
             decode_cursor(garbage)

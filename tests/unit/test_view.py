@@ -22,14 +22,12 @@ def fold(docs: Docs, event: Event) -> Docs:
 
 
 def apply_plan(docs: Docs, batch: list[Event]) -> Docs:
-    """What the store does with a planned batch: for each chain, a guarded write of its merged
-    fields under `version < first`, retried without its first event while it collides."""
+    """What the store does with a planned batch: for each chain, the merged fields of its
+    events above the stored version, set in one write."""
     result = dict(docs)
     for chain in plan(batch):
-        current: Chain | None = chain
         view = result.get(chain.job_id)
-        while current is not None and view is not None and view["version"] >= current.first:
-            current = current.rest()
+        current: Chain | None = chain.above(view["version"] if view is not None else 0)
         if current is not None:
             result[chain.job_id] = set_fields(view or {"_id": chain.job_id}, current.fields())
     return result

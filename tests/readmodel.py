@@ -1,0 +1,28 @@
+"""Checks of the jobs read model that several tests make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from projections.jobs.store import COUNTED, MongoJobViews
+from projections.jobs.view import STATUSES
+from runtime.settings import Settings
+from runtime.store import database
+
+
+async def counts_and_recount(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
+    """The counts the read model keeps, and a recount of its counted job documents (a view
+    the API inserted is counted once the projection has seen it): always equal."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri)
+    try:
+        jobs = database(client, settings)["jobs"]
+        counted = await MongoJobViews(jobs).counts()
+        recount = dict.fromkeys(STATUSES, 0)
+        query = {"version": {"$exists": True}, COUNTED: True}
+        async for doc in jobs.find(query, {"status": 1}):
+            recount[doc["status"]] += 1
+        return counted, recount
+    finally:
+        await client.close()
