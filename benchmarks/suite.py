@@ -85,11 +85,13 @@ GRAPHQL_JOBS = json.dumps(
 
 
 def figures(load: Load) -> dict[str, Any]:
+    """Rate and latencies of the successful answers (None when none succeeded)."""
     errors = sum(n for status, n in load.statuses.items() if status >= 500)
+    answered = bool(load.latencies)
     return {
         "rate": round(load.rate, 1),
-        "p50_ms": round(load.percentile(0.50) * 1000, 2),
-        "p99_ms": round(load.percentile(0.99) * 1000, 2),
+        "p50_ms": round(load.percentile(0.50) * 1000, 2) if answered else None,
+        "p99_ms": round(load.percentile(0.99) * 1000, 2) if answered else None,
         "answers": sum(load.statuses.values()),
         "5xx": errors,
         "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
@@ -320,8 +322,8 @@ async def reads(base_url: str, job_id: str, size: Size) -> tuple[dict[str, Any],
             )
             out[name] = figures(load)
             print(
-                f"  read {name:<32} p50 {out[name]['p50_ms']:8.2f} ms  "
-                f"p99 {out[name]['p99_ms']:8.2f} ms  non-2xx "
+                f"  read {name:<32} p50 {out[name]['p50_ms']} ms  "
+                f"p99 {out[name]['p99_ms']} ms  non-2xx "
                 f"{out[name]['answers'] - len(load.latencies)}",
                 flush=True,
             )
@@ -353,7 +355,7 @@ def process_tree_rss(pid: int) -> dict[str, float]:
 def _process_name(words: list[str]) -> str:
     if "secantus" in words:
         return "store (SecantusDB)"
-    if any(w.endswith("tansu") for w in words):
+    if any("tansu" in w for w in words[:1]):
         return "broker (Tansu)"
     if "jobline" in words:
         return "jobline run"
@@ -532,7 +534,9 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _row(name: str, baseline: float, figure: float, of: str) -> str:
+def _row(name: str, baseline: float | None, figure: float | None, of: str) -> str:
+    if figure is None:
+        return f"| {name} | {baseline} | every answer failed | |"
     ratio = f"x{figure / baseline:.2f} of {of}" if baseline else "n/a"
     return f"| {name} | {baseline} | {figure} | {ratio} |"
 

@@ -1,0 +1,42 @@
+"""The benchmark suite at its smoke size: it runs from one command and reports every figure.
+Nothing about timings is asserted (this machine is shared and noisy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(900)
+def test_the_benchmark_suite_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/suite.py", "--size", "smoke", "--json", str(report_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert set(report) >= {"bare", "intake", "growth", "reads", "keeping_up", "rss_mib", "table"}
+    for load in (*report["bare"].values(), *report["intake"].values()):
+        assert load["answers"] > 0
+    assert report["growth"][-1]["jobs_stored_at_end"] >= 600
+    assert len(report["reads"]) == 2
+    for routes in report["reads"].values():
+        assert len(routes) == 7
+        assert all(figures["answers"] > 0 for figures in routes.values())
+    assert report["keeping_up"]["jobs_due_during_growth"] > 0
+    assert {name.split(" (pid")[0] for name in report["rss_mib"]} >= {
+        "jobline run",
+        "store (SecantusDB)",
+    }
+    assert "| POST /jobs, 50 clients: req/s |" in report["table"]
