@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.aio import shielded
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.log import Appended, start_client
+from runtime.log import GAP_HEADER, Appended, start_client
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document
@@ -138,6 +138,15 @@ class LogArchive:
                 "offset", ASCENDING
             )
             async for batch in _chunks(cursor, 500):
+                # An offset the archive lacks held a record whose producer died before it
+                # wrote it through: never acknowledged as done, derived again (a processor's)
+                # or retried (a creation's). A placeholder keeps every later record at its
+                # offset; consumers skip it.
+                records: list[Document] = []
+                for doc in batch:
+                    while expected + len(records) < doc["offset"]:
+                        records.append(_gap(expected + len(records)))
+                    records.append(doc)
                 sent = [
                     await producer.send(
                         topic,
@@ -147,13 +156,13 @@ class LogArchive:
                         partition=partition,
                         timestamp_ms=doc["timestamp"],
                     )
-                    for doc in batch
+                    for doc in records
                 ]
-                for doc, metadata in zip(batch, await asyncio.gather(*sent), strict=True):
+                for doc, metadata in zip(records, await asyncio.gather(*sent), strict=True):
                     if doc["offset"] != expected or metadata.offset != expected:
                         raise ArchiveMismatch(
                             f"{topic}/{partition}: archived offset {doc['offset']} came back as "
-                            f"{metadata.offset} (expected {expected}); the archive has a gap"
+                            f"{metadata.offset} (expected {expected})"
                         )
                     expected += 1
         finally:
@@ -288,6 +297,17 @@ class LogArchive:
                 await self._groups.bulk_write(ops)
             except PyMongoError as error:  # the next snapshot writes them again
                 log.warning("cannot archive group offsets", extra={"error": repr(error)})
+
+
+def _gap(offset: int) -> Document:
+    # A record needs a key or a value: a key that no job has.
+    return {
+        "offset": offset,
+        "key": GAP_HEADER.encode(),
+        "value": None,
+        "headers": [[GAP_HEADER, b""]],
+        "timestamp": None,
+    }
 
 
 def _doc(record: Any) -> Document:

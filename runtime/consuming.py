@@ -15,7 +15,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pymongo.errors import PyMongoError
 
 from runtime.aio import cancel_all, raise_if_cancelled, shielded
-from runtime.log import DeadLetters, Durability, start_client
+from runtime.log import DeadLetters, Durability, is_gap, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
@@ -118,6 +118,9 @@ class ProcessorLoop:
         batch = []
         for record in records:
             self.tracker.hold(partition, record.offset)
+            if is_gap(record):  # a placeholder of a restored log: nothing to do
+                self.tracker.release(partition, record.offset)
+                continue
             try:
                 batch.append(Consumed(partition, record.offset, decode(record.value)))
             except PoisonRecord as error:

@@ -21,6 +21,15 @@ from schema.topics import FOREVER
 
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
+#: Header of a placeholder record: `jobline run` restores the embedded broker's log with one
+#: where its archive lacks an offset (jobline/archive.py). It carries nothing; skip it.
+GAP_HEADER = "jobline-archive-gap"
+
+
+def is_gap(record: Any) -> bool:
+    return any(name == GAP_HEADER for name, _ in record.headers or ())
+
+
 CANCELLED_START_WAIT_S = 10
 
 

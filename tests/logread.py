@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.log import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from schema import Event, decode
@@ -15,4 +16,5 @@ async def read_topic(settings: Settings, topic: str) -> list[Any]:
 
 
 async def read_events(settings: Settings) -> list[Event]:
-    return [decode(r.value) for r in await read_topic(settings, settings.topics.jobs)]
+    records = await read_topic(settings, settings.topics.jobs)
+    return [decode(r.value) for r in records if not is_gap(r)]

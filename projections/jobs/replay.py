@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pymongo.asynchronous.collection import AsyncCollection
 
 from projections.jobs.store import MongoJobViews, is_counts
+from runtime.log import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document, database, open_store
@@ -74,6 +75,8 @@ async def _apply(
     async for records in reader.batches():
         events = []
         for record in records:
+            if is_gap(record):
+                continue
             try:
                 events.append(decode(record.value))
             except PoisonRecord:
