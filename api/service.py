@@ -7,7 +7,7 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -101,13 +101,12 @@ class JobService:
 
     async def _commit(self, batch: list[CreateRequest]) -> list[JobView | Exception]:
         """Make a group of creations durable together: one claims write for the keys, one
-        produce (acks=all), then the archive (under `jobline run`) and the read model (for
-        read-your-writes) together, then one write marking the claims published.
+        produce (acks=all), one archive write (under `jobline run`), one read-model write
+        (read-your-writes), then one write marking the claims published.
 
         A key whose claim is found unmarked gets its claimed event appended (again, maybe:
         a copy of the same event is harmless). Whether the first request got it onto the
-        log before dying is unknown, and a job in the read model proves nothing: under
-        `jobline run` the projection could once apply a record the broker then lost."""
+        log before dying is unknown, and the read model is no evidence of it."""
         batch = await self._numbered(batch)
         claims = await self._keys.claim_many(
             [(r.key, r.event, r.fingerprint) for r in batch if r.key is not None]
@@ -156,13 +155,13 @@ class JobService:
         # Idempotency-Key, to be sure of one job), instead of waiting on a hung request.
         async with asyncio.timeout(self._settings.kafka_publish_timeout_s):
             appended = await self._publisher.publish(events)
-        # Read-your-writes: the new jobs' views, so a creator can read its job at once. The
-        # log's durability (the archive) and that write go together: both must be done
-        # before anyone hears "yes", neither needs the other.
-        writes = [self._views.insert_created(events)]
+        # The log's durability (the archive, under `jobline run`) first, then the new jobs'
+        # views, so a creator can read its job at once (read-your-writes). Not the two at
+        # once: a view written beside an archive write that fails would show a job whose
+        # record a restart can lose.
         if self._durability is not None:
-            writes.append(self._durability.appended(appended))
-        await _all(writes)
+            await self._durability.appended(appended)
+        await self._views.insert_created(events)
 
     async def get(self, job_id: str) -> JobView | None:
         return await self._views.get(job_id)
@@ -176,14 +175,6 @@ class JobService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
         return await self._views.page(limit, cursor, status)
-
-
-async def _all(writes: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the writes concurrently; when one fails, let the others finish, then raise."""
-    results = await asyncio.gather(*writes, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
 
 
 def _check_key(key: str) -> None:
