@@ -478,25 +478,13 @@ def table(report: dict[str, Any]) -> str:
     rows = [
         "| benchmark | baseline (same run) | jobline | ratio |",
         "|---|---|---|---|",
-        _row(
-            "POST /jobs, 50 clients: req/s",
-            bare["clients_50"]["rate"],
-            intake["clients_50"]["rate"],
-            "bare FastAPI",
-        ),
-        _row(
-            "POST /jobs, 50 clients: p99 ms",
-            bare["clients_50"]["p99_ms"],
-            intake["clients_50"]["p99_ms"],
-            "bare FastAPI",
-        ),
-        _row(
-            "POST /jobs, 1 client: p50 ms",
-            bare["clients_1"]["p50_ms"],
-            intake["clients_1"]["p50_ms"],
-            "bare FastAPI",
-        ),
     ]
+    for name, load, figure in (
+        ("POST /jobs, 50 clients: req/s", "clients_50", "rate"),
+        ("POST /jobs, 50 clients: p99 ms", "clients_50", "p99_ms"),
+        ("POST /jobs, 1 client: p50 ms", "clients_1", "p50_ms"),
+    ):
+        rows.append(_row(name, bare[load][figure], intake[load][figure], "bare FastAPI"))
     growth = report["growth"]
     first, last = growth[0], growth[-1]
     rows.append(

@@ -24,21 +24,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bson import Binary
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from runtime.aio import shielded
 from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.log import GAP_HEADER, Appended, start_client
 from runtime.logreader import LogReader
 from runtime.settings import Settings
-from runtime.store import Document
+from runtime.store import Document, insert_new
 
 log = logging.getLogger(__name__)
 RECORDS, GROUPS = "log_archive", "log_archive_groups"
 GROUP_SNAPSHOT_S = 0.5
 COMPONENTS = ("delay", "fetcher", "projection")
 ARCHIVE_DOCS = 1000  # most records per archive write
-DUPLICATE_KEY = 11000
 
 
 class ArchiveMismatch(RuntimeError):
@@ -59,9 +58,7 @@ class ArchivedOffsets:
     def add(self, offset: int) -> None:
         if offset >= self.end:
             self.ahead.add(offset)
-            while self.end in self.ahead:
-                self.ahead.remove(self.end)
-                self.end += 1
+            self._advance()
 
     def reached(self, end: int) -> None:
         """The archiver has read this partition up to `end` (every record below it is
@@ -69,9 +66,12 @@ class ArchivedOffsets:
         if end > self.end:
             self.end = end
             self.ahead = {o for o in self.ahead if o >= end}
-            while self.end in self.ahead:
-                self.ahead.remove(self.end)
-                self.end += 1
+            self._advance()
+
+    def _advance(self) -> None:
+        while self.end in self.ahead:
+            self.ahead.remove(self.end)
+            self.end += 1
 
 
 class LogArchive:
@@ -247,11 +247,9 @@ class LogArchive:
     async def _write(self, docs: list[Document], retry: Retry | None) -> None:
         async def write(start: int, end: int) -> None:
             chunk = docs[start:end]
-            try:
-                await self._records.insert_many(chunk, ordered=False)
-            except BulkWriteError as error:  # archived already (by the producer, or a restart)
-                if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                    raise
+            # Some may be archived already (by their producer, or before a restart): the
+            # same records, left as they are.
+            await insert_new(self._records, chunk)
             async with self._progress:
                 for doc in chunk:
                     self._offsets(doc["topic"], doc["partition"]).add(doc["offset"])

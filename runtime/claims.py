@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from runtime.clock import utc_now
-from runtime.store import Document
+from runtime.store import Document, insert_new
 from schema import Event, decode, encode
-
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +46,9 @@ class ClaimStore:
         for key, event, fingerprint in wanted:
             docs.setdefault(key, _doc(key, event, fingerprint))
         claimed = {key: _claim(doc) for key, doc in docs.items()}
-        try:
-            await self._collection.insert_many(list(docs.values()), ordered=False)
-        except BulkWriteError as error:
-            errors = error.details["writeErrors"]
-            if error.details.get("writeConcernErrors") or any(
-                e["code"] != DUPLICATE_KEY for e in errors
-            ):
-                raise
-            keys = list(docs)
-            taken = {keys[e["index"]] for e in errors}
+        keys = list(docs)
+        taken = {keys[i] for i in await insert_new(self._collection, list(docs.values()))}
+        if taken:
             found = {
                 doc["_id"]: _claim(doc)
                 async for doc in self._collection.find({"_id": {"$in": sorted(taken)}})

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from runtime.settings import Settings
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 
 def open_store(settings: Settings, *, bounded: bool = True) -> AsyncMongoClient[Document]:
@@ -40,3 +43,20 @@ def open_store(settings: Settings, *, bounded: bool = True) -> AsyncMongoClient[
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
     return client[settings.mongodb_database]
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> list[int]:
+    """Insert the documents in one unordered write; return the indexes of those whose `_id`
+    was taken already (left as stored). Any other failure raises."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        errors = error.details["writeErrors"]
+        if error.details.get("writeConcernErrors") or any(
+            e["code"] != DUPLICATE_KEY for e in errors
+        ):
+            raise
+        return sorted(e["index"] for e in errors)
+    return []

@@ -29,14 +29,13 @@ from typing import Protocol
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from projections.jobs.view import STATUSES, Chain, JobView, evolve, plan
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.store import Document
+from runtime.store import Document, insert_new
 from schema import Event, JobRequested
 
-DUPLICATE_KEY = 11000
 # Most jobs per transaction. A write that fails (say, times out on a busy machine and an aged
 # embedded store) halves the next one's size: see runtime/backoff.py.
 BULK_OPS = 500
@@ -174,16 +173,7 @@ class MongoJobViews:
         not yet counted (the projection counts it). A job whose view exists already (the
         projection was first, or this is a retried claim) keeps it: that view is at
         version 1 or later, so nothing is lost."""
-        docs = [{**evolve(None, event), COUNTED: False} for event in events]
-        if not docs:
-            return
-        try:
-            await self.collection.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            if error.details.get("writeConcernErrors") or any(
-                e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]
-            ):
-                raise
+        await insert_new(self.collection, [{**evolve(None, e), COUNTED: False} for e in events])
 
     async def allocate(self, count: int) -> range:
         """Hand out `count` new seq numbers (one write, whatever the count)."""
