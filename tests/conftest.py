@@ -30,6 +30,7 @@ from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
 from runtime.log import Durability
 from runtime.settings import Settings
+from tests.clients import api_client
 from tests.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +195,7 @@ async def make_system(settings: Settings) -> AsyncIterator[SystemFactory]:
         configured = settings.model_copy(update=overrides)
         api = AppServer(create_app(configured, durability), "127.0.0.1", 0)
         await api.start()
-        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=10)
+        http = api_client(f"http://127.0.0.1:{api.port}")
         running = System(configured, api, http)
         started.append(running)
         for name in COMPONENTS:

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 from jobline.serving import free_port
 from runtime.settings import Settings
 from schema import JobDue, JobFailed, JobRequested, JobResolved
+from tests.clients import api_client
 from tests.conftest import StandInServer
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
@@ -45,7 +46,7 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 async def _resolves(base: str) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with api_client(base) as http:
         job = (await http.post("/jobs")).json()
         deadline = time.monotonic() + 30
         while (current := (await http.get(f"/jobs/{job['id']}")).json())["status"] != "resolved":
@@ -149,7 +150,7 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
         read_until(first, "Ctrl-C")
         children = child_pids(first.pid)
         done_before = [await _resolves(base) for _ in range(3)]
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with api_client(base) as http:
             pending = [(await http.post("/jobs")).json() for _ in range(15)]
         await asyncio.sleep(1.2)
         first.send_signal(signal.SIGKILL)
@@ -164,7 +165,7 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
     second = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
         banner = read_until(second, "Ctrl-C")
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with api_client(base) as http:
             for job in done_before:
                 again = (await http.get(f"/jobs/{job['id']}")).json()
                 assert again["result"]["id"] == job["result"]["id"]  # type: ignore[index]
@@ -281,8 +282,7 @@ async def test_run_killed_mid_burst_keeps_every_acknowledged_creation(tmp_path: 
                 if response.status_code == 202:
                     acknowledged.append(response.json()["id"])
 
-        limits = httpx.Limits(max_connections=50)
-        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        async with api_client(base, timeout=30, connections=50) as http:
             clients = [asyncio.create_task(client(http)) for _ in range(50)]
             deadline = time.monotonic() + 60
             while len(acknowledged) < 300:
@@ -299,7 +299,7 @@ async def test_run_killed_mid_burst_keeps_every_acknowledged_creation(tmp_path: 
     second = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
         banner = read_until(second, "Ctrl-C")
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with api_client(base) as http:
             for job_id in acknowledged:
                 deadline = time.monotonic() + 120
                 while (now := (await http.get(f"/jobs/{job_id}")).json()).get(

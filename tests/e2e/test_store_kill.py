@@ -25,6 +25,7 @@ import httpx
 from jobline.serving import free_port
 from runtime.settings import Settings
 from schema import JobRequested, JobResolved
+from tests.clients import api_client
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
 from tests.runs import child_pids, read_until, start_jobline, stop
@@ -104,7 +105,7 @@ async def test_killing_the_store_after_a_burst_loses_no_acknowledged_job(tmp_pat
     first = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
         read_until(first, "Ctrl-C")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with api_client(base, timeout=30) as http:
             early = await _burst(http, [f"early-{n}" for n in range(20)])
             before = await _settled(http, list(early.values()), timeout_s=120)
             # Mid-burst: the store dies while creations are in flight, and `jobline run`
@@ -123,7 +124,7 @@ async def test_killing_the_store_after_a_burst_loses_no_acknowledged_job(tmp_pat
     second = start_jobline(["run", "--port", str(port)], tmp_path, **env)
     try:
         banner = read_until(second, "Ctrl-C")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with api_client(base, timeout=30) as http:
             # Clients retry every key, answered or not: an acknowledged key gets its job back,
             # and no key ever gets a second job.
             retried = await _burst(http, [f"burst-{n}" for n in range(BURST)])

@@ -28,6 +28,7 @@ from projections.jobs.replay import replay
 from runtime.settings import Settings
 from runtime.store import database
 from schema import JobFailed, JobRequested, JobResolved
+from tests.clients import api_client
 from tests.conftest import ROOT, StandInServer
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
@@ -143,7 +144,7 @@ async def _create_all(cluster: Cluster, acknowledged: dict[str, str]) -> None:
                     return
                 await asyncio.sleep(0.2)
 
-    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+    async with api_client(base, timeout=5) as http:
         await asyncio.gather(*(create(http, n) for n in range(JOBS)))
 
 

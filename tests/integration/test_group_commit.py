@@ -16,6 +16,7 @@ from jobline.archive import RECORDS, LogArchive
 from runtime.settings import Settings
 from runtime.store import database, open_store
 from schema import JobRequested, decode
+from tests.clients import api_client
 from tests.conftest import SystemFactory, eventually
 from tests.logread import read_events
 from tests.proxy import TcpProxy
@@ -24,9 +25,9 @@ CONCURRENT = 300
 
 
 async def _post_all(base_url: str, headers: list[dict[str, str]]) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=100)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
-        return await asyncio.gather(*(http.post("/jobs", headers=h) for h in headers))
+    async with api_client(base_url, timeout=30) as http, asyncio.TaskGroup() as group:
+        posts = [group.create_task(http.post("/jobs", headers=h)) for h in headers]
+    return [post.result() for post in posts]
 
 
 async def test_hundreds_of_concurrent_creations_give_one_job_per_request_or_key(
