@@ -29,9 +29,12 @@ class ClaimStore:
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
 
-    async def find(self, key: str) -> Claim | None:
-        doc = await self._collection.find_one({"_id": key})
-        return None if doc is None else _claim(doc)
+    async def find_many(self, keys: Sequence[str]) -> dict[str, Claim]:
+        """The claims stored under any of these keys (one read)."""
+        if not keys:
+            return {}
+        cursor = self._collection.find({"_id": {"$in": sorted(set(keys))}})
+        return {doc["_id"]: _claim(doc) async for doc in cursor}
 
     async def claim(self, key: str, event: Event, fingerprint: str | None = None) -> Claim:
         """Store `event` under `key` unless something is stored there; return what is."""
@@ -49,10 +52,7 @@ class ClaimStore:
         keys = list(docs)
         taken = {keys[i] for i in await insert_new(self._collection, list(docs.values()))}
         if taken:
-            found = {
-                doc["_id"]: _claim(doc)
-                async for doc in self._collection.find({"_id": {"$in": sorted(taken)}})
-            }
+            found = await self.find_many(sorted(taken))
             assert set(found) == taken  # claims are never deleted
             claimed |= found
         return claimed

@@ -13,13 +13,18 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from processors.fetcher.shell import FetchHandler
 from processors.fetcher.shell import run as run_fetcher
+from processors.fetcher.unsplash import Unsplash
 from projections.jobs.runner import run as run_projection
+from runtime.claims import ClaimStore
 from runtime.clock import utc_now
+from runtime.consuming import Consumed
 from runtime.log import Appended, KafkaEventPublisher, ensure_topics, start_producer
+from runtime.offsets import OffsetTracker
 from runtime.settings import Settings
 from runtime.store import database, open_store
-from schema import JobDue, JobResolved, encode
+from schema import Event, JobDue, JobResolved, encode
 from tests.conftest import StandInServer, System, SystemFactory, eventually
 from tests.logread import read_events, read_topic
 from tests.unit.events import job_life
@@ -229,4 +234,56 @@ async def test_processors_act_only_on_records_the_gate_lets_through(settings: Se
         opened.set()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+
+
+async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
+    settings: Settings, stand_in: StandInServer
+) -> None:
+    """100 jobs due at once: a photo each, every outcome on the log once, in far fewer appends
+    than jobs; the same records again (a redelivery) cost no photo and no append."""
+    now = utc_now()
+    due = [job_life(f"burst-{n}", now)[1] for n in range(100)]
+    batch = [Consumed(0, n, event) for n, event in enumerate(due)]
+    await ensure_topics(settings)
+    producer = await start_producer(settings, "test")
+    client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
+    unsplash = Unsplash(settings)
+    appends: list[int] = []
+
+    class Counted(KafkaEventPublisher):
+        async def publish(self, events: Sequence[Event]) -> list[Appended]:
+            appends.append(len(events))
+            return await super().publish(events)
+
+    tracker = OffsetTracker()
+    handler = FetchHandler(
+        publisher=Counted(producer, settings.topics.jobs),
+        tracker=tracker,
+        topic=settings.topics.jobs,
+        unsplash=unsplash,
+        outcomes=ClaimStore(database(client, settings)["fetch_outcomes"]),
+        concurrency=8,
+        now=utc_now,
+    )
+    committing = asyncio.create_task(handler.run())
+    try:
+        for delivery in (1, 2):
+            for item in batch:
+                tracker.hold(0, item.offset)
+            await handler.handle(batch)
+            await eventually(lambda: tracker.committable(0) == 100, "every offset released")
+            assert stand_in.state.photos == 100, f"delivery {delivery}"
+        assert sum(appends) == 100, "an outcome was appended twice"
+        assert len(appends) < 50, f"outcomes were not grouped: {appends}"
+        outcomes = Counter(
+            e.job_id for e in await read_events(settings) if isinstance(e, JobResolved)
+        )
+        assert outcomes == Counter({f"burst-{n}": 1 for n in range(100)})
+    finally:
+        committing.cancel()
+        await asyncio.gather(committing, return_exceptions=True)
+        await handler.aclose()
+        await unsplash.aclose()
+        await producer.stop()
         await client.close()
