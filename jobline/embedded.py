@@ -50,9 +50,11 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         # Every append is archived before it counts as done (a create is acknowledged, an
         # offset it derives from is released), and a processor acts on a record only once it
         # is archived: nothing depends on a record the in-memory broker could still lose.
+        # The API writes its records through; the processors wait for the archiver's batches.
         api = AppServer(create_app(settings, archive), host, port)
+        batched = archive.batched() if archive is not None else None
         tasks = [
-            asyncio.create_task(component(settings, archive), name=component.__module__)
+            asyncio.create_task(component(settings, batched), name=component.__module__)
             for component in (run_projection, run_delay, run_fetcher)
         ]
         stack.push_async_callback(cancel_all, *tasks)
