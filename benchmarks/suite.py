@@ -2,6 +2,7 @@
 measured in the same run. Prints a table and writes a JSON report. Asserts no timing.
 
     .venv/bin/python benchmarks/suite.py [--size smoke|default|full] [--json PATH]
+                                         [--only intake|pipeline|growth ...]
 
 It starts what it needs on free loopback ports and stops it: a bare FastAPI app (the ceiling
 of one uvicorn worker here, the intake baseline), then `jobline run` on the embedded default
@@ -16,6 +17,9 @@ of one uvicorn worker here, the intake baseline), then `jobline run` on the embe
 4. Reads at size: at the first chunk and at the end, with a steady 50 creations/s running,
    each read route from 8 clients; the baseline is the same route at the first size.
 5. The resident memory of every process of `jobline run` at the end.
+6. Pipeline: jobs created at once with 0.5-3 s delays, followed until every one is resolved:
+   resolutions/s, and the store's requests and operations per job end to end (its
+   serverStatus counters); the baseline is the store's raw `insert_many` in the same run.
 """
 
 from __future__ import annotations
@@ -37,12 +41,19 @@ from typing import Any
 
 import httpx
 from loadclient import Load, read_response, request_bytes, run_load
+from pymongo import AsyncMongoClient
 from running import ROOT, start, stop, wait_until_up
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
 from jobline.serving import free_port
+
+SHORT_DELAYS = {
+    "JOBLINE_DELAY_MIN_S": "0.5",
+    "JOBLINE_DELAY_MAX_S": "3",
+    "JOBLINE_DELAY_STEP_S": "0.5",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class Size:
     read_s: float
     steady_rate: float  # creations/s while reads are measured
     grace_s: float  # how long after growth to wait for jobs that were due during it
+    pipeline_jobs: int  # jobs created at once and followed until all are resolved
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,14 +77,27 @@ SIZES = {
         read_s=1,
         steady_rate=20,
         grace_s=20,
-        env={
-            "JOBLINE_DELAY_MIN_S": "0.5",
-            "JOBLINE_DELAY_MAX_S": "3",
-            "JOBLINE_DELAY_STEP_S": "0.5",
-        },
+        pipeline_jobs=300,
+        env=SHORT_DELAYS,
     ),
-    "default": Size(jobs=20_000, chunk=5_000, intake_s=10, read_s=5, steady_rate=50, grace_s=30),
-    "full": Size(jobs=250_000, chunk=10_000, intake_s=10, read_s=5, steady_rate=50, grace_s=30),
+    "default": Size(
+        jobs=20_000,
+        chunk=5_000,
+        intake_s=10,
+        read_s=5,
+        steady_rate=50,
+        grace_s=30,
+        pipeline_jobs=3_000,
+    ),
+    "full": Size(
+        jobs=250_000,
+        chunk=10_000,
+        intake_s=10,
+        read_s=5,
+        steady_rate=50,
+        grace_s=30,
+        pipeline_jobs=10_000,
+    ),
 }
 CLIENTS = 50
 READ_CLIENTS = 8
@@ -333,22 +358,123 @@ async def reads(base_url: str, job_id: str, size: Size) -> tuple[dict[str, Any],
     return out, created
 
 
+# -- the pipeline: store work per job, end to end --------------------------------------
+
+
+def store_address(pid: int) -> str:
+    """The embedded store's address, from the command line of its process under `pid`."""
+    for proc in _descendants(pid):
+        try:
+            words = Path(f"/proc/{proc}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "secantus" in words and "--port" in words:
+            return f"127.0.0.1:{words[words.index('--port') + 1]}"
+    raise SystemExit("no embedded store below jobline run")
+
+
+async def store_counters(client: AsyncMongoClient[dict[str, Any]]) -> dict[str, int]:
+    status = await client.admin.command("serverStatus")
+    return {"requests": status["network"]["numRequests"], **status["opcounters"]}
+
+
+async def raw_inserts(client: AsyncMongoClient[dict[str, Any]], count: int) -> float:
+    """The store's own pace: `count` small documents by insert_many of 500, docs/s."""
+    collection = client["bench_baseline"]["raw"]
+    docs = [{"_id": i, "status": "pending", "n": i} for i in range(count)]
+    started = time.perf_counter()
+    for first in range(0, count, 500):
+        await collection.insert_many(docs[first : first + 500])
+    rate = count / (time.perf_counter() - started)
+    await client.drop_database("bench_baseline")
+    return rate
+
+
+async def pipeline(base_url: str, pid: int, size: Size) -> dict[str, Any]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://{store_address(pid)}/?directConnection=true"
+    )
+    try:
+        baseline = await raw_inserts(client, size.pipeline_jobs)
+        print(f"  store's raw insert_many: {baseline:.0f} docs/s", flush=True)
+        before = await store_counters(client)
+        cpu_before = process_tree_cpu(pid)
+        started = time.monotonic()
+        answers = await create(base_url, size.pipeline_jobs, CLIENTS)
+        created = sum(1 for a in answers if 200 <= a.status < 300)
+        created_in = time.monotonic() - started
+        settled, last_change, seen = 0, time.monotonic(), -1
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            while settled < created and time.monotonic() - last_change < 60:
+                counts = (await http.get("/job-counts")).json()
+                settled = counts.get("resolved", 0) + counts.get("failed", 0)
+                if settled != seen:
+                    seen, last_change = settled, time.monotonic()
+                await asyncio.sleep(0.5)
+        took = time.monotonic() - started
+        after = await store_counters(client)
+        cpu_after = process_tree_cpu(pid)
+    finally:
+        await client.close()
+    per_job = {k: round((after[k] - before[k]) / max(1, created), 2) for k in after}
+    out = {
+        "jobs": created,
+        "settled": settled,
+        "creation_s": round(created_in, 1),
+        "all_settled_s": round(took, 1),
+        "resolutions_per_s": round(settled / took, 1),
+        "store_per_job": per_job,
+        "cpu_ms_per_job": {
+            name: round((cpu_after[name] - cpu_before.get(name, 0)) * 1000 / max(1, created), 2)
+            for name in cpu_after
+        },
+        "store_raw_insert_docs_per_s": round(baseline, 1),
+    }
+    print(
+        f"  {settled} of {created} settled in {took:.1f} s ({out['resolutions_per_s']}/s); "
+        f"store per job: {per_job}; CPU ms per job: {out['cpu_ms_per_job']}",
+        flush=True,
+    )
+    return out
+
+
 # -- memory -----------------------------------------------------------------------------
 
 
 def process_tree_rss(pid: int) -> dict[str, float]:
     """RSS (MiB) of `pid` and every process below it, by command name."""
     out: dict[str, float] = {}
-    for proc in [pid, *_descendants(pid)]:
+    for proc, name in _tree(pid):
         try:
             status = Path(f"/proc/{proc}/status").read_text()
-            cmdline = Path(f"/proc/{proc}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        words = [w.decode() for w in cmdline if w]
-        name = _process_name(words)
         out[f"{name} (pid {proc})"] = round(rss / 1024, 1)
+    return out
+
+
+def process_tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `pid` and every process below it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for proc, name in _tree(pid):
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[f"{name} (pid {proc})"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _tree(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for proc in [pid, *_descendants(pid)]:
+        try:
+            cmdline = Path(f"/proc/{proc}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        out.append((proc, _process_name([w.decode() for w in cmdline if w])))
     return out
 
 
@@ -382,12 +508,16 @@ def _descendants(pid: int) -> list[int]:
 # -- the run ----------------------------------------------------------------------------
 
 
-async def on_jobline(size: Size, measure: Callable[[str, int], Awaitable[None]]) -> None:
+async def on_jobline(
+    size: Size,
+    measure: Callable[[str, int], Awaitable[None]],
+    env: dict[str, str] | None = None,
+) -> None:
     """A fresh `jobline run` (throwaway data dir) for `measure(base_url, pid)`."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="jobline-bench-") as data_dir:
-        process = start(port, data_dir, size.env)
+        process = start(port, data_dir, size.env if env is None else env)
         try:
             await wait_until_up(base_url, process)
             await measure(base_url, process.pid)
@@ -395,7 +525,10 @@ async def on_jobline(size: Size, measure: Callable[[str, int], Awaitable[None]])
             stop(process)
 
 
-async def run(size_name: str) -> dict[str, Any]:
+PHASES = ("intake", "pipeline", "growth")
+
+
+async def run(size_name: str, phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
     size = SIZES[size_name]
     report: dict[str, Any] = {
         "size": size_name,
@@ -403,8 +536,6 @@ async def run(size_name: str) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "started": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-    print(f"== bare FastAPI endpoint (baseline), {size.intake_s:g} s per load", flush=True)
-    report["bare"] = await bare_intake(size)
 
     async def intake(base_url: str, pid: int) -> None:
         print("== jobline run: intake", flush=True)
@@ -422,8 +553,18 @@ async def run(size_name: str) -> dict[str, Any]:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
 
-    await on_jobline(size, intake)
-    await on_jobline(size, growth)  # a fresh one: growth starts from an empty store
+    async def flow(base_url: str, pid: int) -> None:
+        print(f"== jobline run: pipeline, {size.pipeline_jobs} jobs due in 0.5-3 s", flush=True)
+        report["pipeline"] = await pipeline(base_url, pid, size)
+
+    if "intake" in phases:
+        print(f"== bare FastAPI endpoint (baseline), {size.intake_s:g} s per load", flush=True)
+        report["bare"] = await bare_intake(size)
+        await on_jobline(size, intake)
+    if "pipeline" in phases:
+        await on_jobline(size, flow, SHORT_DELAYS)
+    if "growth" in phases:
+        await on_jobline(size, growth)  # a fresh one each: growth starts from an empty store
     return report
 
 
@@ -474,38 +615,69 @@ async def _growth(base_url: str, pid: int, size: Size, feed: Feed, report: dict[
 
 
 def table(report: dict[str, Any]) -> str:
-    bare, intake = report["bare"], report["intake"]
     rows = [
         "| benchmark | baseline (same run) | jobline | ratio |",
         "|---|---|---|---|",
     ]
-    for name, load, figure in (
-        ("POST /jobs, 50 clients: req/s", "clients_50", "rate"),
-        ("POST /jobs, 50 clients: p99 ms", "clients_50", "p99_ms"),
-        ("POST /jobs, 1 client: p50 ms", "clients_1", "p50_ms"),
-    ):
-        rows.append(_row(name, bare[load][figure], intake[load][figure], "bare FastAPI"))
+    if "intake" in report:
+        rows += _intake_rows(report)
+    if "pipeline" in report:
+        rows += _pipeline_rows(report["pipeline"])
+    if "growth" in report:
+        rows += _growth_rows(report)
+    return "\n".join(rows)
+
+
+def _intake_rows(report: dict[str, Any]) -> list[str]:
+    bare, intake = report["bare"], report["intake"]
+    return [
+        _row(name, bare[load][figure], intake[load][figure], "bare FastAPI")
+        for name, load, figure in (
+            ("POST /jobs, 50 clients: req/s", "clients_50", "rate"),
+            ("POST /jobs, 50 clients: p99 ms", "clients_50", "p99_ms"),
+            ("POST /jobs, 1 client: p50 ms", "clients_1", "p50_ms"),
+        )
+    ]
+
+
+def _pipeline_rows(flow: dict[str, Any]) -> list[str]:
+    rows = [
+        _row(
+            f"pipeline: resolutions/s, {flow['jobs']} jobs due in 0.5-3 s",
+            flow["store_raw_insert_docs_per_s"],
+            flow["resolutions_per_s"],
+            "the store's raw inserts/s",
+        )
+    ]
+    work = flow["store_per_job"]
+    rows.append(
+        f"| pipeline: store requests per job (insert/query/update/getmore/command ops) | | "
+        f"{work['requests']} ({work['insert']}/{work['query']}/{work['update']}/"
+        f"{work['getmore']}/{work['command']}) | |"
+    )
+    for name, ms in flow["cpu_ms_per_job"].items():
+        rows.append(f"| pipeline: CPU per job, {name} | | {ms} ms | |")
+    return rows
+
+
+def _growth_rows(report: dict[str, Any]) -> list[str]:
     growth = report["growth"]
     first, last = growth[0], growth[-1]
-    rows.append(
+    up = report["keeping_up"]
+    rows = [
         _row(
             f"growth: jobs/s, last chunk (to {last['jobs_stored_at_end']}) vs first",
             first["rate"],
             last["rate"],
             "first chunk",
-        )
-    )
-    rows.append(f"| growth: 5xx answers in all | | {sum(c['5xx'] for c in growth)} | |")
-    up = report["keeping_up"]
-    rows.append(
+        ),
+        f"| growth: 5xx answers in all | | {sum(c['5xx'] for c in growth)} | |",
         f"| keeping up: lag p99 from due_at to resolved in the read model | | "
         f"{up['lag_p99_s']} s ({up['jobs_due_during_growth']} jobs, "
-        f"{up['unresolved_after_grace']} unresolved) | |"
-    )
-    rows.append(
+        f"{up['unresolved_after_grace']} unresolved) | |",
         f"| keeping up: resolutions/s (peak 10 s / mean) | | "
-        f"{up['resolutions_per_s_peak_10s']} / {up['resolutions_per_s_mean']} | |"
-    )
+        f"{up['resolutions_per_s_peak_10s']} / {up['resolutions_per_s_mean']} | |",
+    ]
     sizes = list(report["reads"])
     small, large = report["reads"][sizes[0]], report["reads"][sizes[-1]]
     for name in large:
@@ -519,7 +691,7 @@ def table(report: dict[str, Any]) -> str:
         )
     for name, rss in report["rss_mib"].items():
         rows.append(f"| RSS of {name} | | {rss} MiB | |")
-    return "\n".join(rows)
+    return rows
 
 
 def _row(name: str, baseline: float | None, figure: float | None, of: str) -> str:
@@ -533,8 +705,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--json", type=Path, help="where to write the report (default: print)")
+    parser.add_argument(
+        "--only", choices=PHASES, action="append", help="run this phase (repeatable; default: all)"
+    )
     args = parser.parse_args()
-    report = asyncio.run(run(args.size))
+    report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
     report["table"] = table(report)
     print()
     print(report["table"])

@@ -26,7 +26,16 @@ def test_the_benchmark_suite_runs_and_reports_every_figure(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(report_path.read_text())
-    assert set(report) >= {"bare", "intake", "growth", "reads", "keeping_up", "rss_mib", "table"}
+    assert set(report) >= {
+        "bare",
+        "intake",
+        "pipeline",
+        "growth",
+        "reads",
+        "keeping_up",
+        "rss_mib",
+        "table",
+    }
     for load in (*report["bare"].values(), *report["intake"].values()):
         assert load["answers"] > 0
     assert report["growth"][-1]["jobs_stored_at_end"] >= 600
@@ -35,6 +44,11 @@ def test_the_benchmark_suite_runs_and_reports_every_figure(tmp_path: Path) -> No
         assert len(routes) == 7
         assert all(figures["answers"] > 0 for figures in routes.values())
     assert report["keeping_up"]["jobs_due_during_growth"] > 0
+    flow = report["pipeline"]
+    assert flow["jobs"] > 0
+    assert flow["settled"] == flow["jobs"], flow
+    assert flow["store_per_job"]["requests"] > 0
+    assert any(name.startswith("store") for name in flow["cpu_ms_per_job"])
     assert {name.split(" (pid")[0] for name in report["rss_mib"]} >= {
         "jobline run",
         "store (SecantusDB)",
