@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,15 @@ class Size:
     env: dict[str, str] = field(default_factory=dict)
 
 
+DEFAULT = Size(
+    jobs=20_000,
+    chunk=5_000,
+    intake_s=10,
+    read_s=5,
+    steady_rate=50,
+    grace_s=30,
+    pipeline_jobs=3_000,
+)
 SIZES = {
     # Short delays, so jobs resolve within a smoke run.
     "smoke": Size(
@@ -80,24 +89,9 @@ SIZES = {
         pipeline_jobs=300,
         env=SHORT_DELAYS,
     ),
-    "default": Size(
-        jobs=20_000,
-        chunk=5_000,
-        intake_s=10,
-        read_s=5,
-        steady_rate=50,
-        grace_s=30,
-        pipeline_jobs=3_000,
-    ),
-    "full": Size(
-        jobs=250_000,
-        chunk=10_000,
-        intake_s=10,
-        read_s=5,
-        steady_rate=50,
-        grace_s=30,
-        pipeline_jobs=10_000,
-    ),
+    "default": DEFAULT,
+    # The same loads, to the size of issue 9.
+    "full": replace(DEFAULT, jobs=250_000, chunk=10_000, pipeline_jobs=10_000),
 }
 CLIENTS = 50
 READ_CLIENTS = 8
