@@ -14,7 +14,8 @@ from runtime.store import database
 
 async def counts_and_recount(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
     """The counts the read model keeps, and a recount of its counted job documents (a view
-    the API inserted is counted once the projection has seen it): always equal."""
+    marked `counted: false`, as the API of an earlier release inserted them, is counted once
+    the projection has seen it): always equal."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri)
     try:
         jobs = database(client, settings)["jobs"]

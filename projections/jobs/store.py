@@ -12,8 +12,10 @@ Counts. Beside the jobs live a few count documents (`~counts/<shard>`), changed 
 transaction as the jobs of a batch: each batch reads the stored version and status of its
 jobs, applies only the events above that version, and adds the status changes to one shard.
 Redelivery, replay and crashes therefore cannot count a change twice or miss one, and
-reading the counts is a handful of `_id` lookups. A view the API inserts for
-read-your-writes is marked `counted: false`; the projection counts it when it first sees it.
+reading the counts is a handful of `_id` lookups. The API inserts a new job's view for
+read-your-writes and counts it in the same way (`insert_created`). A view marked
+`counted: false` (the API's inserts before that) is counted by the projection when it first
+sees it.
 """
 
 from __future__ import annotations
@@ -23,17 +25,17 @@ import binascii
 import json
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from projections.jobs.view import STATUSES, Chain, JobView, evolve, plan
+from projections.jobs.view import PENDING, STATUSES, Chain, JobView, evolve, plan
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.store import Document, insert_new
+from runtime.store import DUPLICATE_KEY, Document
 from schema import Event, JobRequested
 
 # Most jobs per transaction. A write that fails (say, times out on a busy machine and an aged
@@ -112,10 +114,7 @@ class MongoJobViews:
         chains = plan(events)
 
         async def write(start: int, end: int) -> None:
-            async with self.collection.database.client.start_session() as session:
-                await session.with_transaction(
-                    lambda session: self._apply_chains(chains[start:end], session)
-                )
+            await self._transaction(lambda session: self._apply_chains(chains[start:end], session))
 
         await write_chunked(len(chains), self.chunk, write, retry)
 
@@ -158,6 +157,13 @@ class MongoJobViews:
             result = await self.collection.bulk_write(ops, ordered=False, session=session)
             if result.matched_count + result.upserted_count != len(ops):
                 raise StaleRead("a job changed while its batch was written")
+        await self._count(session, delta, seqs)
+
+    async def _count(
+        self, session: AsyncClientSession, delta: Counter[str], seqs: Sequence[int]
+    ) -> None:
+        """Add a transaction's status changes, and the range of `seq` it wrote, to one of
+        the count documents (a random one: concurrent writers rarely touch the same)."""
         changes: Document = {}
         if inc := {f"counts.{status}": n for status, n in delta.items() if n}:
             changes["$inc"] = inc
@@ -169,11 +175,41 @@ class MongoJobViews:
             await self.collection.update_one({"_id": shard}, changes, upsert=True, session=session)
 
     async def insert_created(self, events: Sequence[JobRequested]) -> None:
-        """Read-your-writes for new jobs: their first view, inserted in one write and marked
-        not yet counted (the projection counts it). A job whose view exists already (the
-        projection was first, or this is a retried claim) keeps it: that view is at
+        """Read-your-writes for new jobs: their first views, inserted and counted in one
+        transaction, so the projection, finding them at version 1 and counted, has nothing
+        to write for them. A job whose view exists already (the projection was first, or
+        this is a retried claim) keeps it, as counted by whoever wrote it: that view is at
         version 1 or later, so nothing is lost."""
-        await insert_new(self.collection, [{**evolve(None, e), COUNTED: False} for e in events])
+        docs = {e.job_id: {**evolve(None, e), COUNTED: True} for e in events}
+
+        async def write(session: AsyncClientSession) -> None:
+            found = self.collection.find({"_id": {"$in": list(docs)}}, {"_id": 1}, session=session)
+            stored = {doc["_id"] async for doc in found}
+            new = [doc for job_id, doc in docs.items() if job_id not in stored]
+            if not new:
+                return
+            await self.collection.insert_many(new, session=session)
+            seqs = [doc["seq"] for doc in new]
+            await self._count(session, Counter({PENDING: len(new)}), seqs)
+
+        if docs:
+            await self._transaction(write)
+
+    async def _transaction(
+        self, write: Callable[[AsyncClientSession], Awaitable[None]], tries: int = 5
+    ) -> None:
+        """Run `write` in a transaction, again while it finds a document it read as absent
+        inserted meanwhile (MongoDB reports that as a transient write conflict and the
+        driver retries; a store may report the duplicate key instead)."""
+        for attempt in range(tries):
+            try:
+                async with self.collection.database.client.start_session() as session:
+                    await session.with_transaction(write)
+            except (DuplicateKeyError, BulkWriteError) as error:
+                if attempt + 1 == tries or not _duplicate_only(error):
+                    raise
+            else:
+                return
 
     async def allocate(self, count: int) -> range:
         """Hand out `count` new seq numbers (one write, whatever the count)."""
@@ -276,3 +312,12 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(job_id, str):
         raise InvalidCursor("cursor is not one this API issued")
     return seq, job_id
+
+
+def _duplicate_only(error: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    details = error.details
+    return not details.get("writeConcernErrors") and all(
+        e["code"] == DUPLICATE_KEY for e in details.get("writeErrors", [])
+    )

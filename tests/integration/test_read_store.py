@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from projections.jobs.store import MongoJobViews
+from projections.jobs.store import COUNTED, MongoJobViews
 from projections.jobs.view import STATUSES, JobView, evolve
 from runtime.backoff import ChunkSize
 from runtime.clock import utc_now
@@ -197,11 +198,42 @@ async def test_counts_equal_a_recount_after_api_inserts_and_redeliveries(
     start = utc_now()
     lives = [job_life(f"c{n}", start, resolved=n % 2 == 0, seq=n) for n in range(1, 41)]
     requested = [life[0] for life in lives]
-    await views.insert_created(requested[:25])  # read-your-writes: inserted, not counted
-    assert await views.counts() == dict.fromkeys(STATUSES, 0)
+    await views.insert_created(requested[:25])  # read-your-writes: inserted and counted
+    assert await _counted(views) == {"pending": 25, "processing": 0, "resolved": 0, "failed": 0}
     await views.apply([e for life in lives[:10] for e in life[:2]])
     await views.apply(requested)
     await views.insert_created(requested[30:])  # after the projection: changes nothing
     await views.apply([e for life in lives for e in life])
     await views.apply([e for life in lives[::3] for e in life])  # redelivered
     assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 20, "failed": 20}
+
+
+async def test_views_the_previous_release_inserted_uncounted_are_counted_once(
+    views: MongoJobViews,
+) -> None:
+    start = utc_now()
+    lives = [job_life(f"u{n}", start, resolved=True, seq=n) for n in range(1, 11)]
+    # The API of the previous release inserted new jobs' views marked `counted: false`.
+    uncounted = [{**evolve(None, life[0]), COUNTED: False} for life in lives]
+    await views.collection.insert_many(uncounted)
+    await views.apply([life[0] for life in lives[:5]])  # counted now, nothing else changes
+    await views.apply([e for life in lives for e in life])
+    await views.apply([e for life in lives for e in life])  # redelivered
+    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 10, "failed": 0}
+
+
+async def test_the_api_and_the_projection_writing_the_same_new_jobs_at_once_count_each_once(
+    views: MongoJobViews,
+) -> None:
+    start = utc_now()
+    for round_ in range(5):
+        lives = [job_life(f"r{round_}-{n}", start, seq=100 * round_ + n) for n in range(40)]
+        requested = [life[0] for life in lives]
+        await asyncio.gather(
+            views.insert_created(requested),
+            views.apply([e for life in lives[::2] for e in life[:2]]),
+            views.apply(requested[::-1]),
+        )
+    counted = await _counted(views)
+    assert sum(counted.values()) == 200
+    assert counted["processing"] == 100
