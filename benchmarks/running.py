@@ -40,17 +40,20 @@ def start(
     port: int, data_dir: str, settings: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """`jobline run` on the embedded default: JOBLINE_* variables of this environment are
-    ignored, `settings` (JOBLINE_* variables) are applied."""
+    ignored, `settings` (JOBLINE_* variables) are applied. Its log goes to the file named
+    by BENCH_LOG (appended), if set; else nowhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
     env |= settings or {}
     env["JOBLINE_DATA_DIR"] = data_dir
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and command
-        [sys.executable, "-m", "jobline", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = os.environ.get("BENCH_LOG")
+    with open(log_path, "ab") if log_path else open(os.devnull, "wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and command
+            [sys.executable, "-m", "jobline", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
