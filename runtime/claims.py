@@ -3,7 +3,9 @@
 Used twice: an idempotency key claims the JobRequested it creates, and the fetcher claims a
 job's outcome. The claim is stored before the event is published, so whoever comes second
 (a retry, a racing instance, a restart after a crash) publishes the stored event, never a new
-one, and only if the first did not get to mark it published.
+one. The API marks a key's claim published once its event is on the log, and a retry with
+that key then appends nothing; the fetcher does not mark (a write per job) and appends a
+claimed outcome again on a redelivery.
 """
 
 from __future__ import annotations

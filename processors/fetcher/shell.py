@@ -39,8 +39,13 @@ class FetchHandler:
     Per fetched batch of records, one read finds the outcomes already claimed (a redelivery
     or a restart: no second photo is fetched for them). Each other due job gets its photo
     (at most `concurrency` requests to Unsplash at once); the outcomes then go through a group
-    commit: one claims write, one append (acks=all, and under `jobline run` archived), one
-    write marking them published, for every outcome ready at that moment."""
+    commit: one claims write and one append (acks=all, and under `jobline run` archived) for
+    every outcome ready at that moment.
+
+    Claims are not marked published (a write per job, the dearest a store makes): a job
+    whose outcome is claimed already gets that outcome appended again, whether or not the
+    first writer got it onto the log. That happens only on a redelivery, and a copy of an
+    event on the log changes nothing (the projection applies each version once)."""
 
     def __init__(
         self,
@@ -106,13 +111,10 @@ class FetchHandler:
                     answer = await self._unsplash.random_photo()
                 event = outcome(job_id, answer, self._now())
                 claimed = Claimed(job_id, event, fields)
-            elif claim.published:
-                log.info("outcome already published", extra=fields)
-                claimed = None
-            else:  # claimed by an earlier run that did not get to publish it
+            else:  # claimed by an earlier run, which may not have got to append it
+                log.info("outcome claimed already; appending it again", extra=fields)
                 claimed = Claimed(job_id, claim.event, fields)
-            if claimed is not None:
-                await self._retrying(lambda: self.commits.submit(claimed), item)
+            await self._retrying(lambda: self.commits.submit(claimed), item)
             self._tracker.release(item.partition, item.offset)
         finally:
             self._in_flight.release()
@@ -129,13 +131,9 @@ class FetchHandler:
                 await asyncio.sleep(RETRY_S)
 
     async def _commit(self, batch: list[Claimed]) -> list[None]:
-        """Claim each outcome (first writer wins), append the claimed outcomes not yet
-        published, and mark them published."""
+        """Claim each outcome (first writer wins) and append the claimed outcomes."""
         claims = await self._outcomes.claim_many([(c.job_id, c.event, None) for c in batch])
-        unpublished = {k: c for k, c in claims.items() if not c.published}
-        if unpublished:
-            await self._publisher.publish([c.event for c in unpublished.values()])
-            await self._outcomes.mark_published(*sorted(unpublished))
+        await self._publisher.publish([claim.event for claim in claims.values()])
         for c in batch:
             event = claims[c.job_id].event
             log.info("job %s", event.TYPE, extra={**c.fields, "outcome": event.TYPE})
