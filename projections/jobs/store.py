@@ -182,9 +182,13 @@ class MongoJobViews:
         version 1 or later, so nothing is lost."""
         docs = {e.job_id: {**evolve(None, e), COUNTED: True} for e in events}
 
-        async def write(session: AsyncClientSession) -> None:
-            found = self.collection.find({"_id": {"$in": list(docs)}}, {"_id": 1}, session=session)
-            stored = {doc["_id"] async for doc in found}
+        async def write(session: AsyncClientSession, look_first: bool) -> None:
+            stored: set[str] = set()
+            if look_first:
+                found = self.collection.find(
+                    {"_id": {"$in": list(docs)}}, {"_id": 1}, session=session
+                )
+                stored = {doc["_id"] async for doc in found}
             new = [doc for job_id, doc in docs.items() if job_id not in stored]
             if not new:
                 return
@@ -192,8 +196,14 @@ class MongoJobViews:
             seqs = [doc["seq"] for doc in new]
             await self._count(session, Counter({PENDING: len(new)}), seqs)
 
-        if docs:
-            await self._transaction(write)
+        if not docs:
+            return
+        try:  # new jobs, almost always: no read first
+            await self._transaction(lambda session: write(session, False), tries=1)
+        except (DuplicateKeyError, BulkWriteError) as error:
+            if not _duplicate_only(error):
+                raise
+            await self._transaction(lambda session: write(session, True))
 
     async def _transaction(
         self, write: Callable[[AsyncClientSession], Awaitable[None]], tries: int = 5
