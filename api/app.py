@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api.board import Board
 from api.counts import LiveCounts
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
@@ -77,14 +78,21 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             if await views.prepare():
                 log.warning("read model is of an older shape; the projection rebuilds it")
             await views.raise_counter()
-            counts = LiveCounts(views.counts)
-            feed = JobFeed(database(feed_client, settings)["jobs"], on_change=counts.changed)
+            board = Board(settings.board_jobs)
             jobs = JobService(
                 settings=settings,
                 publisher=KafkaEventPublisher(producer, settings.topics.jobs),
                 views=views,
                 keys=ClaimStore(db["idempotency_keys"]),
+                board=board,
                 durability=durability,
+            )
+            counts = LiveCounts(jobs.counts)
+            feed = JobFeed(
+                database(feed_client, settings)["jobs"],
+                on_change=counts.changed,
+                board=board,
+                views=views,
             )
             tasks = [
                 asyncio.create_task(feed.run()),

@@ -15,7 +15,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from projections.jobs.store import is_counts
+from api.board import Board
+from projections.jobs.store import MongoJobViews, is_counts
 from projections.jobs.view import JobView
 from runtime.store import Document
 
@@ -62,12 +63,18 @@ class JobFeed:
         collection: AsyncCollection[Document],
         queue_size: int = 256,
         on_change: Callable[[], None] = lambda: None,
+        board: Board | None = None,
+        views: MongoJobViews | None = None,
     ) -> None:
         """`on_change` is called after each change, and whenever changes may have been
-        missed (the stream was (re)opened), for state derived from all jobs."""
+        missed (the stream was (re)opened), for state derived from all jobs. With a
+        `board`, it is loaded from `views` (the store) each time the stream opens and
+        changed by every change after that (api/board.py)."""
         self._collection = collection
         self._queue_size = queue_size
         self._on_change = on_change
+        self._board = board
+        self._views = views
         self._subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
 
@@ -80,6 +87,7 @@ class JobFeed:
                 ) as stream:
                     self.ready.set()
                     self._on_change()
+                    await self._load_board()
                     async for change in stream:
                         if change["operationType"] == "invalidate":
                             # The collection was replaced (jobline replay swapped in a rebuilt
@@ -88,14 +96,37 @@ class JobFeed:
                             break
                         token = stream.resume_token
                         doc = change.get("fullDocument")
-                        if doc is not None and not is_counts(doc):
-                            self._fan_out(JobView.from_doc(doc))
+                        if doc is not None:
+                            self._changed(doc, change["operationType"] == "insert")
                         self._on_change()
+                if self._board is not None:
+                    self._board.reset()
             except PyMongoError as error:
+                if self._board is not None:
+                    self._board.reset()
                 if getattr(error, "code", None) in RESUME_POINT_LOST:
                     token = None  # the server no longer has our place; start from now
                 log.warning("change stream lost; reconnecting", extra={"error": repr(error)})
                 await asyncio.sleep(RECONNECT_S)
+
+    async def _load_board(self) -> None:
+        """The stream is open (nothing written from now on is missed): load the board."""
+        if self._board is None or self._views is None:
+            return
+        self._board.reset()
+        views, complete, shards = await self._views.snapshot(self._board.size)
+        self._board.load(views, complete, shards)
+        log.info("board loaded", extra={"jobs": len(self._board), "complete": complete})
+
+    def _changed(self, doc: Document, inserted: bool) -> None:
+        if is_counts(doc):
+            if self._board is not None:
+                self._board.counted(doc, inserted)
+            return
+        view = JobView.from_doc(doc)
+        if self._board is not None:  # first: a subscriber told of a change can read it
+            self._board.add(view)
+        self._fan_out(view)
 
     def _fan_out(self, view: JobView) -> None:
         for subscription in list(self._subscriptions):

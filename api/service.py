@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from api.board import Board
 from api.commands import pick_delay, request_job
-from projections.jobs.store import MongoJobViews
-from projections.jobs.view import JobView, evolve
+from projections.jobs.store import MongoJobViews, decode_cursor, encode_cursor, encode_position
+from projections.jobs.view import STATUSES, JobView, evolve
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.groupcommit import GroupCommit
@@ -59,6 +60,7 @@ class JobService:
         publisher: EventPublisher,
         views: MongoJobViews,
         keys: ClaimStore,
+        board: Board | None = None,
         durability: Durability | None = None,
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
@@ -69,6 +71,8 @@ class JobService:
         self._publisher = publisher
         self._views = views
         self._keys = keys
+        # Never loaded (not live) unless a feed keeps it.
+        self._board = board if board is not None else Board()
         self._durability = durability
         self._now = now
         self._rng = rng or random.SystemRandom()
@@ -162,19 +166,38 @@ class JobService:
         if self._durability is not None:
             await self._durability.appended(appended)
         await self._views.insert_created(events)
+        for event in events:
+            self._board.add(JobView.from_doc(evolve(None, event)))
+
+    # -- reads: from the board while it is live, else (and below it) from the store ------
 
     async def get(self, job_id: str) -> JobView | None:
-        return await self._views.get(job_id)
+        return self._board.get(job_id) or await self._views.get(job_id)
 
     async def counts(self) -> dict[str, int]:
-        return await self._views.counts()
+        counted = self._board.counts()
+        return counted if counted is not None else await self._views.counts()
 
     async def page(
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:
+        """Up to `limit` jobs, newest first, after `cursor`, and the next page's cursor."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
-        return await self._views.page(limit, cursor, status)
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(f"unknown status {status!r}")
+        after = decode_cursor(cursor) if cursor is not None else None
+        scan = self._board.scan(limit + 1, after, status)
+        if scan is None:
+            return await self._views.page(limit, cursor, status)
+        found = scan.views
+        if len(found) <= limit and scan.below is not None:  # the board ends first
+            rest, _ = await self._views.page(
+                limit + 1 - len(found), encode_position(*scan.below), status
+            )
+            found += rest
+        views = found[:limit]
+        return views, encode_cursor(views[-1]) if len(found) > limit else None
 
 
 def _check_key(key: str) -> None:

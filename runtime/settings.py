@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # API gets a 503 in bounded time when the store is down, never a hang.
     mongodb_timeout_ms: int = Field(default=3000, gt=0)
 
+    # The API holds this many of the newest jobs in memory, kept current by the change
+    # stream, and serves the board's reads from them (api/board.py).
+    board_jobs: int = Field(default=20_000, ge=1)
+
     # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
     delay_min_s: float = Field(default=5, ge=0)
     delay_max_s: float = Field(default=300, ge=0)

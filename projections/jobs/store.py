@@ -25,8 +25,8 @@ import binascii
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -61,7 +61,7 @@ class StaleRead(PyMongoError):
     """A job changed between a batch's read and its write; the batch is written again."""
 
 
-def is_counts(doc: Document) -> bool:
+def is_counts(doc: Mapping[str, Any]) -> bool:
     return str(doc["_id"]).startswith(COUNTS_PREFIX)
 
 
@@ -261,6 +261,13 @@ class MongoJobViews:
             bottoms += [doc["bottom"]] if "bottom" in doc else []
         return counted, max(tops, default=0), min(bottoms)
 
+    async def snapshot(self, count: int) -> tuple[list[JobView], bool, list[Document]]:
+        """The newest `count` jobs, whether they are all the jobs there are, and the count
+        documents (what the API's board loads: api/board.py)."""
+        shards = await self.collection.find({"_id": {"$in": COUNT_SHARDS}}).to_list()
+        views, more = await self.page(count, None, None)
+        return views, more is None, shards
+
     async def get(self, job_id: str) -> JobView | None:
         if job_id.startswith(COUNTS_PREFIX):
             return None
@@ -309,7 +316,12 @@ class MongoJobViews:
 
 def encode_cursor(view: JobView) -> str:
     assert view.seq is not None
-    raw = json.dumps([view.seq, view.id]).encode()
+    return encode_position(view.seq, view.id)
+
+
+def encode_position(seq: int, job_id: str) -> str:
+    """The cursor of the page that goes on below (seq, job_id)."""
+    raw = json.dumps([seq, job_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
