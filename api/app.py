@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -156,17 +156,6 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.middleware("http")
-    async def graphiql_guard(request: Request, call_next):  # type: ignore[no-untyped-def]
-        wants_ide = request.url.path == "/graphql" and request.method == "GET"
-        if wants_ide and "text/html" in request.headers.get("accept", "") and missing_assets():
-            return HTMLResponse(
-                "<h1>GraphiQL is not installed</h1><p>Run <code>python "
-                "scripts/fetch_graphiql_assets.py</code> (needs npm) and reload.</p>",
-                503,
-            )
-        return await call_next(request)
 
 
 def _origin(url: str) -> str:

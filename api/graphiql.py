@@ -12,6 +12,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
 
@@ -40,3 +42,12 @@ class OfflineGraphQLRouter(GraphQLRouter):
     @property
     def graphql_ide_html(self) -> str:
         return offline_ide_html()
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        if missing_assets():
+            return HTMLResponse(
+                "<h1>GraphiQL is not installed</h1><p>Run <code>python "
+                "scripts/fetch_graphiql_assets.py</code> (needs npm) and reload.</p>",
+                503,
+            )
+        return await super().render_graphql_ide(request)

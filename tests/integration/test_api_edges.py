@@ -6,8 +6,10 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
 from pymongo import AsyncMongoClient
 
+from api import graphiql
 from api.commands import request_job
 from api.service import fingerprint
 from projections.jobs.store import MongoJobViews
@@ -199,3 +201,14 @@ async def test_a_failing_store_answers_503_with_a_message(system: System) -> Non
     while (await system.http.get("/jobs/some-id")).status_code != 404:  # and it recovers
         assert asyncio.get_running_loop().time() - started < 15, "the API did not recover"
         await asyncio.sleep(0.2)
+
+
+async def test_graphiql_says_how_to_install_its_assets_when_they_are_missing(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(graphiql, "missing_assets", lambda: ["graphiql@3.8.3/graphiql.min.js"])
+    page = await system.http.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert "fetch_graphiql_assets.py" in page.text
+    query = await system.http.post("/graphql", json={"query": "{ jobCounts { total } }"})
+    assert query.json()["data"]["jobCounts"]["total"] == 0  # the API itself is unaffected
