@@ -237,3 +237,24 @@ async def test_the_api_and_the_projection_writing_the_same_new_jobs_at_once_coun
     counted = await _counted(views)
     assert sum(counted.values()) == 200
     assert counted["processing"] == 100
+
+
+async def test_two_writers_taking_turns_on_the_same_jobs_count_each_change_once(
+    views: MongoJobViews,
+) -> None:
+    """A partition that changed hands: two writers apply overlapping batches of the same
+    jobs; each change is counted once and the documents are the fold of the log."""
+    other = MongoJobViews(views.collection)
+    start = utc_now()
+    lives = [job_life(f"s{n}", start, resolved=n % 2 == 0, seq=n) for n in range(1, 21)]
+    await views.apply([e for life in lives for e in life[:2]])  # remembers version 2
+    await other.apply([life[2] for life in lives[:10]])  # moves half of them on, to 3
+    await views.apply([life[2] for life in lives])  # ten of them moved on already
+    await views.apply([e for life in lives for e in life])  # redelivered
+    await other.apply([e for life in lives for e in life])
+    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 10, "failed": 10}
+    expected = [reduce(evolve, life, None) for life in lives]  # type: ignore[arg-type]
+    stored = {d["_id"]: d for d in await _docs(views)}
+    for doc in expected:
+        assert doc is not None
+        assert {k: v for k, v in stored[doc["_id"]].items() if k != COUNTED} == doc
