@@ -127,8 +127,9 @@ class JobService:
                 appending[claim.event.event_id] = claim.event
                 marking.add(request.key)
         events = list(appending.values())
+        created: dict[str, JobView] = {}
         if events:
-            await self._append(events)
+            created = await self._append(events)
             await self._keys.mark_published(*sorted(marking))
         earlier = {c.event.job_id for c in claims.values() if c.published}
         current = await self._views.get_many(sorted(earlier))
@@ -143,7 +144,7 @@ class JobService:
                 )
                 continue
             event = found.event if found is not None else request.event
-            view = current.get(event.job_id)
+            view = current.get(event.job_id) or created.get(event.job_id)
             results.append(view or JobView.from_doc(evolve(None, event)))
         return results
 
@@ -154,7 +155,8 @@ class JobService:
         seqs = iter(await self._views.allocate(len(batch)))
         return [replace(r, event=replace(r.event, seq=next(seqs))) for r in batch]
 
-    async def _append(self, events: list[JobRequested]) -> None:
+    async def _append(self, events: list[JobRequested]) -> dict[str, JobView]:
+        """Append the events and make them durable; the new jobs' first views."""
         # Bounded: while the broker is away the callers get a 503 and retry (with their
         # Idempotency-Key, to be sure of one job), instead of waiting on a hung request.
         async with asyncio.timeout(self._settings.kafka_publish_timeout_s):
@@ -166,8 +168,10 @@ class JobService:
         if self._durability is not None:
             await self._durability.appended(appended)
         await self._views.insert_created(events)
-        for event in events:
-            self._board.add(JobView.from_doc(evolve(None, event)))
+        created = {e.job_id: JobView.from_doc(evolve(None, e)) for e in events}
+        for view in created.values():
+            self._board.add(view)
+        return created
 
     # -- reads: from the board while it is live, else (and below it) from the store ------
 
