@@ -14,6 +14,7 @@ from typing import Any
 
 from api.board import Board
 from api.commands import pick_delay, request_job
+from api.numbering import SeqLease
 from projections.jobs.store import MongoJobViews, decode_cursor, encode_cursor, encode_position
 from projections.jobs.view import STATUSES, JobView, evolve
 from runtime.claims import ClaimStore
@@ -74,6 +75,7 @@ class JobService:
         # Never loaded (not live) unless a feed keeps it.
         self._board = board if board is not None else Board()
         self._durability = durability
+        self._seqs = SeqLease(views.allocate)
         self._now = now
         self._rng = rng or random.SystemRandom()
         self.intake: GroupCommit[CreateRequest, JobView] = GroupCommit(
@@ -149,10 +151,10 @@ class JobService:
         return results
 
     async def _numbered(self, batch: list[CreateRequest]) -> list[CreateRequest]:
-        """The batch with a `seq` for each new job, in arrival order (one write). A request
-        whose key turns out to be claimed already leaves its number unused: pages skip
-        such gaps."""
-        seqs = iter(await self._views.allocate(len(batch)))
+        """The batch with a `seq` for each new job, in arrival order (from a leased block:
+        api/numbering.py). A request whose key turns out to be claimed already leaves its
+        number unused: pages skip such gaps."""
+        seqs = iter(await self._seqs.take(len(batch)))
         return [replace(r, event=replace(r.event, seq=next(seqs))) for r in batch]
 
     async def _append(self, events: list[JobRequested]) -> dict[str, JobView]:
