@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from runtime.settings import Settings
 
@@ -53,10 +53,17 @@ async def insert_new(collection: AsyncCollection[Document], docs: list[Document]
     try:
         await collection.insert_many(docs, ordered=False)
     except BulkWriteError as error:
-        errors = error.details["writeErrors"]
-        if error.details.get("writeConcernErrors") or any(
-            e["code"] != DUPLICATE_KEY for e in errors
-        ):
+        if not only_duplicates(error):
             raise
-        return sorted(e["index"] for e in errors)
+        return sorted(e["index"] for e in error.details["writeErrors"])
     return []
+
+
+def only_duplicates(error: DuplicateKeyError | BulkWriteError) -> bool:
+    """Whether a write failed only because `_id`s (or other unique keys) were taken."""
+    if isinstance(error, DuplicateKeyError):
+        return True
+    details = error.details
+    return not details.get("writeConcernErrors") and all(
+        e["code"] == DUPLICATE_KEY for e in details.get("writeErrors", [])
+    )

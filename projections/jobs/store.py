@@ -35,7 +35,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from projections.jobs.view import PENDING, STATUSES, Chain, JobView, evolve, plan
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.store import DUPLICATE_KEY, Document
+from runtime.store import Document, only_duplicates
 from schema import Event, JobRequested
 
 # Most jobs per transaction. A write that fails (say, times out on a busy machine and an aged
@@ -201,7 +201,7 @@ class MongoJobViews:
         try:  # new jobs, almost always: no read first
             await self._transaction(lambda session: write(session, False), tries=1)
         except (DuplicateKeyError, BulkWriteError) as error:
-            if not _duplicate_only(error):
+            if not only_duplicates(error):
                 raise
             await self._transaction(lambda session: write(session, True))
 
@@ -216,7 +216,7 @@ class MongoJobViews:
                 async with self.collection.database.client.start_session() as session:
                     await session.with_transaction(write)
             except (DuplicateKeyError, BulkWriteError) as error:
-                if attempt + 1 == tries or not _duplicate_only(error):
+                if attempt + 1 == tries or not only_duplicates(error):
                     raise
             else:
                 return
@@ -334,12 +334,3 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(job_id, str):
         raise InvalidCursor("cursor is not one this API issued")
     return seq, job_id
-
-
-def _duplicate_only(error: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(error, DuplicateKeyError):
-        return True
-    details = error.details
-    return not details.get("writeConcernErrors") and all(
-        e["code"] == DUPLICATE_KEY for e in details.get("writeErrors", [])
-    )
