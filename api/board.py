@@ -19,7 +19,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from projections.jobs.store import COUNT_SHARDS
+from projections.jobs.store import COUNT_SHARDS, sum_counts
 from projections.jobs.view import STATUSES, JobView
 
 Position = tuple[int, str]  # (seq, id): the board's order, newest last
@@ -113,12 +113,7 @@ class Board:
     def counts(self) -> dict[str, int] | None:
         if not self.live:
             return None
-        counted = dict.fromkeys(STATUSES, 0)
-        for shard in COUNT_SHARDS:
-            for status, n in (self._shards.get(shard, {}).get("counts") or {}).items():
-                if status in counted:
-                    counted[status] += n
-        return counted
+        return sum_counts(self._shards[s] for s in COUNT_SHARDS if s in self._shards)
 
     def scan(self, want: int, after: Position | None, status: str | None) -> Scan | None:
         """Up to `want` jobs, newest first, below `after`; None when the board cannot tell

@@ -25,7 +25,7 @@ import binascii
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
@@ -251,20 +251,18 @@ class MongoJobViews:
 
     async def _tallies(self) -> tuple[dict[str, int], int, int]:
         """(counts, the highest seq projected, the lowest) from the count documents."""
-        counted = dict.fromkeys(STATUSES, 0)
-        tops, bottoms = [], [1]
-        async for doc in self.collection.find({"_id": {"$in": COUNT_SHARDS}}):
-            for status, n in (doc.get("counts") or {}).items():
-                if status in counted:
-                    counted[status] += n
-            tops += [doc["top"]] if "top" in doc else []
-            bottoms += [doc["bottom"]] if "bottom" in doc else []
-        return counted, max(tops, default=0), min(bottoms)
+        shards = await self._count_documents()
+        tops = [doc["top"] for doc in shards if "top" in doc]
+        bottoms = [doc["bottom"] for doc in shards if "bottom" in doc]
+        return sum_counts(shards), max(tops, default=0), min([1, *bottoms])
+
+    async def _count_documents(self) -> list[Document]:
+        return await self.collection.find({"_id": {"$in": COUNT_SHARDS}}).to_list()
 
     async def snapshot(self, count: int) -> tuple[list[JobView], bool, list[Document]]:
         """The newest `count` jobs, whether they are all the jobs there are, and the count
         documents (what the API's board loads: api/board.py)."""
-        shards = await self.collection.find({"_id": {"$in": COUNT_SHARDS}}).to_list()
+        shards = await self._count_documents()
         views, more = await self.page(count, None, None)
         return views, more is None, shards
 
@@ -312,6 +310,16 @@ class MongoJobViews:
         views = [JobView.from_doc(doc) for doc in found[:limit]]
         more = len(found) > limit
         return views, encode_cursor(views[-1]) if more and views else None
+
+
+def sum_counts(shards: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many jobs are in each status (every status present), from the count documents."""
+    counted = dict.fromkeys(STATUSES, 0)
+    for shard in shards:
+        for status, n in (shard.get("counts") or {}).items():
+            if status in counted:
+                counted[status] += n
+    return counted
 
 
 def encode_cursor(view: JobView) -> str:
