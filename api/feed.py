@@ -112,8 +112,7 @@ class JobFeed:
     async def _load_board(self) -> None:
         """The stream is open (nothing written from now on is missed): load the board."""
         if self._board is None or self._views is None:
-            return
-        self._board.reset()
+            return  # (not live until loaded: a stream that ended reset it)
         views, complete, shards = await self._views.snapshot(self._board.size)
         self._board.load(views, complete, shards)
         log.info("board loaded", extra={"jobs": len(self._board), "complete": complete})
