@@ -11,6 +11,7 @@ from api.app import create_app
 from jobline.embedded import run_all
 from jobline.progress import ProgressBar
 from jobline.serving import AppServer, run_until_signalled
+from jobline.standin import StandIn
 from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as delay
 from processors.fetcher.shell import run as fetcher
@@ -72,7 +73,11 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    app: Any = create_app(settings) if args.command == "api" else create_stand_in()
+    app: Any = (
+        create_app(settings)
+        if args.command == "api"
+        else create_stand_in(StandIn(limit=settings.stand_in_hourly_limit))
+    )
     server = AppServer(app, args.host, args.port)
     await server.start()
     print(f"{args.command} listening on http://{args.host}:{server.port}", flush=True)

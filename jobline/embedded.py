@@ -20,6 +20,7 @@ from api.app import create_app
 from jobline.archive import ArchiveMismatch, LogArchive
 from jobline.children import Child, broker, store
 from jobline.serving import AppServer, free_port
+from jobline.standin import StandIn
 from jobline.standin import create_app as create_stand_in
 from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
@@ -129,7 +130,7 @@ async def _start(child: Child, port: int, stack: AsyncExitStack) -> asyncio.Task
 async def _stand_in(settings: Settings, host: str, stack: AsyncExitStack) -> Settings:
     if settings.unsplash_access_key is not None:
         return settings
-    server = AppServer(create_stand_in(), host, 0)
+    server = AppServer(create_stand_in(StandIn(limit=settings.stand_in_hourly_limit)), host, 0)
     await server.start()
     stack.push_async_callback(server.stop)
     return settings.model_copy(

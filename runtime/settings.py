@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     fetch_max_attempts: int = Field(default=4, ge=1)
     fetch_backoff_s: float = Field(default=0.5, ge=0)
     fetch_concurrency: int = Field(default=8, ge=1)
+    # The local stand-in's hourly allowance: Unsplash's for a production app. Benchmarks lift it.
+    stand_in_hourly_limit: int = Field(default=5000, ge=0)
     #: Name sent to Unsplash in referral links (utm_source), per its guidelines.
     app_name: str = "jobline"
 
