@@ -4,7 +4,6 @@ This package is the bottom of the house: it imports nothing from the rest of the
 """
 
 from schema.codec import (
-    CURRENT_SCHEMA_VERSIONS,
     NewerSchemaVersion,
     PoisonRecord,
     UndecodableRecord,
@@ -12,9 +11,12 @@ from schema.codec import (
     decode,
     encode,
     headers_for,
+    json_schema,
+    photo_from_dict,
 )
 from schema.events import (
     DERIVED_EVENT_NAMESPACE,
+    EVENT_TYPES,
     Event,
     JobDue,
     JobFailed,
@@ -24,14 +26,15 @@ from schema.events import (
     PhotoLinks,
     PhotoUrls,
     PhotoUser,
+    Upcaster,
     UserLinks,
     derived_event_id,
 )
 from schema.topics import Topics
 
 __all__ = [
-    "CURRENT_SCHEMA_VERSIONS",
     "DERIVED_EVENT_NAMESPACE",
+    "EVENT_TYPES",
     "Event",
     "JobDue",
     "JobFailed",
@@ -46,9 +49,12 @@ __all__ = [
     "Topics",
     "UndecodableRecord",
     "UnknownEventType",
+    "Upcaster",
     "UserLinks",
     "decode",
     "derived_event_id",
     "encode",
     "headers_for",
+    "json_schema",
+    "photo_from_dict",
 ]

@@ -1,45 +1,35 @@
-"""JSON codec for events, with an upcaster chain that runs while decoding.
+"""The JSON codec of events, derived from the event classes, with the upcaster chain.
 
 Wire format of a record value (UTF-8 JSON):
-    {"type": "JobRequested", "schema_version": 1, "event_id": "...", "job_id": "...",
-     "version": 1, "occurred_at": "2026-11-22T10:00:00+00:00", "data": {...}}
+    {"type": "JobRequested", "schema_version": 2, "event_id": "...", "job_id": "...",
+     "version": 1, "occurred_at": "2026-11-22T10:00:00Z", "data": {...}}
 The record key is the job id; headers repeat the type and schema version for routing.
+
+Each event class gets a record model made from its fields (`data` holds those beyond the
+envelope), strict about types and closed to unknown fields; the records of all classes make
+one union tagged by `type`. A record of a current schema version is validated from its bytes
+in one pass; an older one is brought up by its class's upcasters first. `json_schema()` is the
+published JSON Schema, made from the same models.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import MISSING, fields
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, Union, cast, get_type_hints
 
-from schema.events import (
-    EVENT_TYPES,
-    Event,
-    JobDue,
-    JobFailed,
-    JobRequested,
-    JobResolved,
-    Photo,
-    PhotoLinks,
-    PhotoUrls,
-    PhotoUser,
-    UserLinks,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import create_model as model
+from pydantic_core import to_json
 
-#: The schema version each event type is written with today. Raise one only together with an
-#: upcaster from the previous version.
-CURRENT_SCHEMA_VERSIONS: dict[str, int] = {**dict.fromkeys(EVENT_TYPES, 1), "JobRequested": 2}
+from schema.events import EVENT_TYPES, Event, Photo
 
-#: (type, from_version) -> function turning that version's envelope into the next version's.
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {
-    # v2 adds `seq`, the job's place in creation order; v1 jobs have none.
-    ("JobRequested", 1): lambda envelope: {**envelope, "data": {**envelope["data"], "seq": None}},
-}
-
-_ENVELOPE = ("event_id", "job_id", "occurred_at")
+ENVELOPE = ("event_id", "job_id", "version", "occurred_at")
+SCHEMA_ID = "https://jobline.invalid/schema/event.schema.json"
+_CLOSED = ConfigDict(strict=True, extra="forbid")
+_TEXT = Annotated[str, Field(min_length=1)]
+_COUNT = Annotated[int, Field(ge=1)]
 
 
 class PoisonRecord(ValueError):
@@ -58,176 +48,152 @@ class NewerSchemaVersion(PoisonRecord):
     pass
 
 
-def encode(event: Event) -> bytes:
-    fields = asdict(event)
-    envelope = {
-        "type": event.TYPE,
-        "schema_version": CURRENT_SCHEMA_VERSIONS[event.TYPE],
-        "event_id": fields.pop("event_id"),
-        "job_id": fields.pop("job_id"),
-        "version": event.version,
-        "occurred_at": fields.pop("occurred_at"),
-        "data": fields,
+def _record_model(cls: type[Event]) -> type[BaseModel]:
+    hints = get_type_hints(cls)
+    data: dict[str, Any] = {
+        f.name: (_wire_type(hints[f.name]), ... if f.default is MISSING else f.default)
+        for f in fields(cls)
+        if f.name not in ENVELOPE
     }
-    return json.dumps(envelope, default=_json_default, separators=(",", ":")).encode()
+    return model(
+        f"{cls.TYPE}Record",
+        __config__=_CLOSED,
+        __doc__=cls.__doc__,
+        type=(cast(Any, Literal[cls.TYPE]), ...),
+        schema_version=(_COUNT, ...),
+        event_id=(_TEXT, ...),
+        job_id=(_TEXT, ...),
+        version=(_COUNT, ...),
+        occurred_at=(AwareDatetime, ...),
+        data=(model(f"{cls.TYPE}Data", __config__=_CLOSED, **data), ...),
+    )
+
+
+def _wire_type(hint: Any) -> Any:
+    """Timestamps on the log carry their time zone."""
+    return AwareDatetime if hint is datetime else hint
+
+
+_RECORDS: dict[str, type[BaseModel]] = {t: _record_model(cls) for t, cls in EVENT_TYPES.items()}
+_DATA_FIELDS = {
+    t: tuple(f.name for f in fields(cls) if f.name not in ENVELOPE)
+    for t, cls in EVENT_TYPES.items()
+}
+_ANY_RECORD: TypeAdapter[Any] = TypeAdapter(
+    cast(Any, Annotated[Union[tuple(_RECORDS.values())], Field(discriminator="type")])  # noqa: UP007
+)
+_PHOTO = TypeAdapter(Photo)
+
+
+def encode(event: Event) -> bytes:
+    cls = type(event)
+    return to_json(
+        {
+            "type": cls.TYPE,
+            "schema_version": cls.SCHEMA_VERSION,
+            "event_id": event.event_id,
+            "job_id": event.job_id,
+            "version": event.version,
+            "occurred_at": event.occurred_at,
+            "data": {name: getattr(event, name) for name in _DATA_FIELDS[cls.TYPE]},
+        }
+    )
 
 
 def headers_for(event: Event) -> list[tuple[str, bytes]]:
     return [
         ("event-type", event.TYPE.encode()),
-        ("schema-version", str(CURRENT_SCHEMA_VERSIONS[event.TYPE]).encode()),
+        ("schema-version", str(event.SCHEMA_VERSION).encode()),
     ]
 
 
-def decode(value: bytes | None, upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS) -> Event:
-    envelope = _parse(value)
-    event_type = envelope.get("type")
-    if event_type not in EVENT_TYPES:
-        raise UnknownEventType(f"unknown event type {event_type!r}")
-    envelope = _upcast(envelope, event_type, upcasters)
-    try:
-        return _build(event_type, envelope)
-    except (KeyError, TypeError, ValueError) as error:
-        raise UndecodableRecord(f"{event_type} does not match its schema: {error!r}") from error
-
-
-def _parse(value: bytes | None) -> dict[str, Any]:
+def decode(value: bytes | None) -> Event:
     if value is None:
         raise UndecodableRecord("record has no value")
     try:
+        record = _ANY_RECORD.validate_json(value)
+    except ValidationError:
+        record = _decode_upcasting(value)  # older, or poison: this says which
+    else:
+        if record.schema_version != EVENT_TYPES[record.type].SCHEMA_VERSION:
+            record = _decode_upcasting(value)
+    return _event(record)
+
+
+def _event(record: Any) -> Event:
+    data = record.data
+    return EVENT_TYPES[record.type](
+        event_id=record.event_id,
+        job_id=record.job_id,
+        version=record.version,
+        occurred_at=record.occurred_at,
+        **{name: getattr(data, name) for name in _DATA_FIELDS[record.type]},
+    )
+
+
+def _decode_upcasting(value: bytes) -> Any:
+    envelope = _parse(value)
+    event_type = envelope.get("type")
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    envelope = _upcast(envelope, EVENT_TYPES[event_type])
+    try:
+        return _RECORDS[event_type].model_validate_json(json.dumps(envelope))
+    except ValidationError as error:
+        raise UndecodableRecord(
+            f"{event_type} does not match its schema: {_reasons(error)}"
+        ) from None
+
+
+def _reasons(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors()
+    )
+
+
+def _parse(value: bytes) -> dict[str, Any]:
+    try:
         envelope = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UndecodableRecord(f"record value is not JSON: {error}") from error
+        raise UndecodableRecord(f"record value is not JSON: {error}") from None
     if not isinstance(envelope, dict):
         raise UndecodableRecord("record value is not a JSON object")
     return envelope
 
 
-def _upcast(
-    envelope: dict[str, Any], event_type: str, upcasters: Mapping[tuple[str, int], Upcaster]
-) -> dict[str, Any]:
-    current = CURRENT_SCHEMA_VERSIONS[event_type]
+def _upcast(envelope: dict[str, Any], cls: type[Event]) -> dict[str, Any]:
+    current = cls.SCHEMA_VERSION
     version = envelope.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UndecodableRecord(f"invalid schema_version {version!r}")
     if version > current:
         raise NewerSchemaVersion(
-            f"{event_type} schema version {version} is newer than this build knows ({current})"
+            f"{cls.TYPE} schema version {version} is newer than this build knows ({current})"
         )
+    if not isinstance(envelope.get("data"), dict):
+        raise UndecodableRecord(f"{cls.TYPE} does not match its schema: data is not an object")
     while version < current:
-        step = upcasters.get((event_type, version))
+        step = cls.UPCASTERS.get(version)
         if step is None:
-            raise UndecodableRecord(f"no upcaster for {event_type} v{version}")
+            raise UndecodableRecord(f"no upcaster for {cls.TYPE} v{version}")
         envelope = {**step(envelope), "schema_version": version + 1}
         version += 1
     return envelope
 
 
-def _build(event_type: str, envelope: dict[str, Any]) -> Event:
-    common = {name: envelope[name] for name in _ENVELOPE}
-    _require_str(common["event_id"], "event_id")
-    _require_str(common["job_id"], "job_id")
-    common["occurred_at"] = _datetime(common["occurred_at"])
-    data = envelope["data"]
-    if not isinstance(data, dict):
-        raise TypeError("data is not an object")
-    event = _BUILDERS[event_type](common, data)
-    if envelope.get("version") != event.version:
-        raise ValueError(f"version {envelope.get('version')!r} is not {event.version}")
-    return event
+def photo_from_dict(raw: Any) -> Photo:
+    """A Photo from an Unsplash photo object (or a stored one): fields jobline does not keep
+    are ignored; a field it keeps of the wrong type raises ValueError. (Validated as JSON,
+    where strict types still take an object for a photo.)"""
+    photo: Photo = _PHOTO.validate_json(to_json(raw))
+    return photo
 
 
-def _requested(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    key = data.get("idempotency_key")
-    if key is not None:
-        _require_str(key, "idempotency_key")
-    delay = data["delay_s"]
-    if not isinstance(delay, int | float) or isinstance(delay, bool):
-        raise TypeError("delay_s is not a number")
-    seq = data["seq"]
-    if seq is not None and (_require_int(seq, "seq") < 1):
-        raise ValueError("seq is below 1")
-    return JobRequested(
-        **common,
-        due_at=_datetime(data["due_at"]),
-        delay_s=float(delay),
-        idempotency_key=key,
-        seq=seq,
-    )
-
-
-def _due(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    return JobDue(**common, due_at=_datetime(data["due_at"]))
-
-
-def _resolved(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    return JobResolved(**common, photo=photo_from_dict(data["photo"]))
-
-
-def _failed(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    return JobFailed(**common, reason=_require_str(data["reason"], "reason"))
-
-
-_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], Event]] = {
-    JobRequested.TYPE: _requested,
-    JobDue.TYPE: _due,
-    JobResolved.TYPE: _resolved,
-    JobFailed.TYPE: _failed,
-}
-
-
-def photo_from_dict(raw: Mapping[str, Any]) -> Photo:
-    """Build a Photo from an Unsplash photo object (or a stored one); extra fields are ignored."""
-    urls, links, user = raw["urls"], raw["links"], raw["user"]
-    return Photo(
-        id=_require_str(raw["id"], "id"),
-        urls=PhotoUrls(**{k: _require_str(urls[k], f"urls.{k}") for k in _URL_SIZES}),
-        alt_description=_optional_str(raw.get("alt_description"), "alt_description"),
-        width=_require_int(raw["width"], "width"),
-        height=_require_int(raw["height"], "height"),
-        color=_optional_str(raw.get("color"), "color"),
-        blur_hash=_optional_str(raw.get("blur_hash"), "blur_hash"),
-        links=PhotoLinks(
-            html=_require_str(links["html"], "links.html"),
-            download_location=_optional_str(
-                links.get("download_location"), "links.download_location"
-            ),
-        ),
-        user=PhotoUser(
-            name=_require_str(user["name"], "user.name"),
-            username=_require_str(user["username"], "user.username"),
-            links=UserLinks(html=_require_str(user["links"]["html"], "user.links.html")),
-        ),
-    )
-
-
-_URL_SIZES = ("raw", "full", "regular", "small", "thumb")
-
-
-def _require_str(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} is not a string")
-    return value
-
-
-def _optional_str(value: Any, name: str) -> str | None:
-    return None if value is None else _require_str(value, name)
-
-
-def _require_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} is not an integer")
-    return value
-
-
-def _datetime(value: Any) -> datetime:
-    parsed = datetime.fromisoformat(_require_str(value, "timestamp"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value!r} has no time zone")
-    return parsed
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot encode {type(value).__name__}")
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a record value, made from the record models."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "jobline event (record value on the jobs topic; the record key is the job id)",
+        **_ANY_RECORD.json_schema(),
+    }

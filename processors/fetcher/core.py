@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schema import JobFailed, JobResolved, Photo, derived_event_id
-from schema.codec import photo_from_dict
+from schema import JobDue, JobFailed, JobResolved, Photo, derived_event_id, photo_from_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +73,14 @@ def retry_delay(answer: Retry, attempt: int) -> float:
     return float(answer.after_s * 2 ** (attempt - 1))
 
 
-def outcome(job_id: str, answer: Photo | str, now: datetime) -> JobResolved | JobFailed:
-    """The job's one terminal event: resolved with the photo, or failed with a reason."""
-    event_id = derived_event_id(job_id, "outcome")
+def outcome(due: JobDue, answer: Photo | str, now: datetime) -> JobResolved | JobFailed:
+    """The job's terminal event, its next version: resolved with the photo, or failed with a
+    reason."""
+    event_id, job_id, version = derived_event_id(due.job_id, "outcome"), due.job_id, due.version + 1
     if isinstance(answer, Photo):
-        return JobResolved(event_id=event_id, job_id=job_id, occurred_at=now, photo=answer)
-    return JobFailed(event_id=event_id, job_id=job_id, occurred_at=now, reason=answer)
+        return JobResolved(
+            event_id=event_id, job_id=job_id, version=version, occurred_at=now, photo=answer
+        )
+    return JobFailed(
+        event_id=event_id, job_id=job_id, version=version, occurred_at=now, reason=answer
+    )

@@ -104,12 +104,13 @@ class FetchHandler:
     async def _settle(self, item: Consumed, claim: Claim | None) -> None:
         """Fetch the job's photo unless its outcome is claimed, then commit the outcome."""
         fields = item.log_fields(self._topic)
-        job_id = item.event.job_id
+        due, job_id = item.event, item.event.job_id
+        assert isinstance(due, JobDue)  # handle() takes only those
         try:
             if claim is None:
                 async with self._slots:
                     answer = await self._unsplash.random_photo()
-                event = outcome(job_id, answer, self._now())
+                event = outcome(due, answer, self._now())
                 claimed = Claimed(job_id, event, fields)
             else:  # claimed by an earlier run, which may not have got to append it
                 log.info("outcome claimed already; appending it again", extra=fields)

@@ -47,6 +47,7 @@ def job_life(
         JobResolved(
             event_id=derived_event_id(job_id, "outcome"),
             job_id=job_id,
+            version=3,
             occurred_at=due_at + timedelta(seconds=1),
             photo=photo(photo_id or f"photo-{job_id}"),
         )
@@ -54,6 +55,7 @@ def job_life(
         else JobFailed(
             event_id=derived_event_id(job_id, "outcome"),
             job_id=job_id,
+            version=3,
             occurred_at=due_at + timedelta(seconds=1),
             reason="Unsplash answered 503",
         )
@@ -70,6 +72,7 @@ def job_life(
         JobDue(
             event_id=derived_event_id(job_id, "due"),
             job_id=job_id,
+            version=2,
             occurred_at=due_at,
             due_at=due_at,
         ),

@@ -62,16 +62,18 @@ requested = st.builds(
     st.none() | st.integers(1, 2**53),
 )
 due = st.builds(
-    lambda j, at: JobDue(event_id=f"d-{j}", job_id=j, occurred_at=at, due_at=at), job_ids, moments
+    lambda j, at: JobDue(event_id=f"d-{j}", job_id=j, version=2, occurred_at=at, due_at=at),
+    job_ids,
+    moments,
 )
 resolved = st.builds(
-    lambda j, at, p: JobResolved(event_id=f"o-{j}", job_id=j, occurred_at=at, photo=p),
+    lambda j, at, p: JobResolved(event_id=f"o-{j}", job_id=j, version=3, occurred_at=at, photo=p),
     job_ids,
     moments,
     photos,
 )
 failed = st.builds(
-    lambda j, at, r: JobFailed(event_id=f"o-{j}", job_id=j, occurred_at=at, reason=r),
+    lambda j, at, r: JobFailed(event_id=f"o-{j}", job_id=j, version=3, occurred_at=at, reason=r),
     job_ids,
     moments,
     texts,

@@ -19,8 +19,8 @@ from schema import (
     UnknownEventType,
     decode,
     encode,
+    json_schema,
 )
-from schema import codec as codec_module
 from tests.unit.strategies import events
 
 SCHEMA = json.loads(resources.files("schema").joinpath("json/event.schema.json").read_text())
@@ -57,7 +57,7 @@ def test_poison_records_raise_a_reason(value: bytes | None, error: type, says: s
 
 
 def _failed_v1() -> dict[str, Any]:
-    event = JobFailed(event_id="e", job_id="j", occurred_at=_at(), reason="boom")
+    event = JobFailed(event_id="e", job_id="j", version=3, occurred_at=_at(), reason="boom")
     return {**json.loads(encode(event)), "schema_version": 1}
 
 
@@ -70,15 +70,24 @@ def test_wrong_field_types_are_undecodable() -> None:
     envelope["data"]["reason"] = 42
     with pytest.raises(UndecodableRecord, match="reason"):
         decode(json.dumps(envelope).encode())
+    for version in (0, "3", None, 2.5):
+        envelope = _failed_v1()
+        envelope["version"] = version
+        with pytest.raises(UndecodableRecord, match="version"):
+            decode(json.dumps(envelope).encode())
     envelope = _failed_v1()
-    envelope["version"] = 2
-    with pytest.raises(UndecodableRecord, match="version"):
+    envelope["data"]["surprise"] = True
+    with pytest.raises(UndecodableRecord, match="surprise"):
+        decode(json.dumps(envelope).encode())
+    envelope = _failed_v1()
+    envelope["occurred_at"] = "2026-01-01T00:00:00"
+    with pytest.raises(UndecodableRecord, match="occurred_at"):
         decode(json.dumps(envelope).encode())
 
 
 def test_old_schema_versions_are_upcast_step_by_step(monkeypatch: pytest.MonkeyPatch) -> None:
     # Pretend JobFailed is now at schema v3: v1 said "reason", v2 "message", v3 "reason" again.
-    monkeypatch.setitem(codec_module.CURRENT_SCHEMA_VERSIONS, "JobFailed", 3)
+    monkeypatch.setattr(JobFailed, "SCHEMA_VERSION", 3)
     steps: list[int] = []
 
     def v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
@@ -93,10 +102,23 @@ def test_old_schema_versions_are_upcast_step_by_step(monkeypatch: pytest.MonkeyP
         data["reason"] = "upcast: " + data.pop("message")
         return {**envelope, "data": data}
 
-    upcasters = {("JobFailed", 1): v1_to_v2, ("JobFailed", 2): v2_to_v3}
-    event = decode(json.dumps(_failed_v1()).encode(), upcasters)
+    monkeypatch.setattr(JobFailed, "UPCASTERS", {1: v1_to_v2, 2: v2_to_v3})
+    event = decode(json.dumps(_failed_v1()).encode())
     assert isinstance(event, JobFailed)
     assert event.reason == "upcast: boom"
     assert steps == [1, 2]
-    with pytest.raises(UndecodableRecord, match="no upcaster"):
-        decode(json.dumps(_failed_v1()).encode(), {})
+    monkeypatch.setattr(JobFailed, "UPCASTERS", {1: v1_to_v2})
+    with pytest.raises(UndecodableRecord, match="no upcaster for JobFailed v2"):
+        decode(json.dumps(_failed_v1()).encode())
+
+
+def test_the_committed_json_schema_is_the_one_derived_from_the_event_classes() -> None:
+    assert json_schema() == SCHEMA, "the event classes changed: run python -m schema"
+
+
+def test_the_json_schema_refuses_what_the_decoder_refuses() -> None:
+    envelope = _failed_v1()
+    envelope["data"]["reason"] = 42
+    assert not VALIDATOR.is_valid(envelope)
+    assert not VALIDATOR.is_valid({**_failed_v1(), "type": "JobExploded"})
+    assert not VALIDATOR.is_valid({**_failed_v1(), "version": 0})

@@ -109,11 +109,13 @@ def test_failures_say_why_and_backoff_grows() -> None:
 
 
 def test_the_outcome_is_resolved_with_a_photo_or_failed_with_the_reason() -> None:
-    resolved = outcome("j", photo(), NOW)
-    failed = outcome("j", "Unsplash answered 503", NOW)
+    due = job_due(_requested(5), NOW + timedelta(seconds=5))
+    resolved = outcome(due, photo(), NOW)
+    failed = outcome(due, "Unsplash answered 503", NOW)
     assert isinstance(resolved, JobResolved)
     assert isinstance(failed, JobFailed)
     assert resolved.event_id == failed.event_id  # one terminal event per job, whichever wins
+    assert resolved.version == failed.version == due.version + 1 == 3
     assert failed.reason == "Unsplash answered 503"
 
 
