@@ -22,7 +22,7 @@ from strawberry.types import Info
 
 from api.counts import LiveCounts
 from api.feed import JobFeed, SubscriberTooSlow
-from api.service import InvalidRequest, JobService
+from api.service import MAX_CREATE, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, encode_cursor
 from projections.jobs.view import JobView
 from runtime.groupcommit import Saturated
@@ -178,6 +178,11 @@ class CreateJobPayload:
     job: Job
 
 
+@strawberry.type
+class CreateJobsPayload:
+    jobs: list[Job] = strawberry.field(description="The jobs created, in creation order.")
+
+
 def _service(info: Info[Any, None]) -> JobService:
     service: JobService = info.context["request"].app.state.jobs
     return service
@@ -219,6 +224,16 @@ class Mutation:
         self, info: Info[Any, None], idempotency_key: str | None = None
     ) -> CreateJobPayload:
         return CreateJobPayload(job=Job.of(await _service(info).create(idempotency_key)))
+
+    @strawberry.mutation(
+        description=f"Create `count` jobs (1 to {MAX_CREATE}) appended in one batch; retries "
+        "with one idempotencyKey get the same jobs (as POST /jobs with {count})."
+    )
+    async def create_jobs(
+        self, info: Info[Any, None], count: int, idempotency_key: str | None = None
+    ) -> CreateJobsPayload:
+        views = await _service(info).create_many(count, idempotency_key, {"count": count})
+        return CreateJobsPayload(jobs=[Job.of(v) for v in views])
 
 
 @strawberry.type

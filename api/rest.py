@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, model_serializer
 
-from api.service import MAX_PAGE, JobService
+from api.service import MAX_CREATE, MAX_PAGE, JobService
 from projections.jobs.view import JobView
 
 Status = Literal["pending", "processing", "resolved", "failed"]
@@ -131,19 +131,36 @@ def _service(request: Request) -> JobService:
     return service
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut)
+class CreatedJobs(BaseModel):
+    """The jobs one request created (`{"count": n}`), in creation order."""
+
+    jobs: list[JobOut]
+
+
+@router.post("/jobs", status_code=202, response_model=JobOut | CreatedJobs)
 async def create_job(
     request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
-) -> JobOut:
-    """Create a job. It waits its random delay, then fetches a photo. Retrying with the same
-    `Idempotency-Key` returns the same job instead of creating another; reusing the key with a
-    different body is refused with 422."""
-    view = await _service(request).create(idempotency_key, body)
-    response.headers["Location"] = f"/jobs/{view.id}"
-    return JobOut.of(view, history=True)
+    body: Annotated[
+        dict[str, Any] | None,
+        Body(
+            description=f'`{{"count": n}}` (1 to {MAX_CREATE}) creates n jobs in one batch and '
+            "answers with all of them; without `count`, one job is created and returned.",
+            examples=[{"count": 20}],
+        ),
+    ] = None,
+) -> JobOut | CreatedJobs:
+    """Create a job (or `count` jobs). Each waits its random delay, then fetches a photo.
+    Retrying with the same `Idempotency-Key` returns the same jobs instead of creating more;
+    reusing the key with a different body is refused with 422."""
+    service = _service(request)
+    if body is None or "count" not in body:
+        view = await service.create(idempotency_key, body)
+        response.headers["Location"] = f"/jobs/{view.id}"
+        return JobOut.of(view, history=True)
+    views = await service.create_many(body["count"], idempotency_key, body)
+    return CreatedJobs(jobs=[JobOut.of(v, history=True) for v in views])
 
 
 class JobCounts(BaseModel):

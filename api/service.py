@@ -30,6 +30,8 @@ MAX_KEY_LENGTH = 200
 # (more are refused with 503 at once; a wait behind two full batches is a few hundred ms).
 MAX_BATCH = 500
 MAX_QUEUED = 1000
+#: Most jobs one request creates (`createJobs(count)`, `POST /jobs {"count": n}`).
+MAX_CREATE = 100
 
 
 class InvalidRequest(ValueError):
@@ -48,9 +50,20 @@ def fingerprint(request: Mapping[str, Any] | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CreateRequest:
-    event: JobRequested  # the job this request creates, unless its key has one already
+    """One request's jobs: created together, or (a key's earlier request) found together."""
+
+    events: tuple[JobRequested, ...]  # the jobs it creates, unless its key has them already
     key: str | None
     fingerprint: str | None
+
+    def keyed(self) -> list[tuple[str | None, JobRequested]]:
+        """Each job with the claim key that makes it exactly one job: the request's key for
+        the first, and that key with the job's place for the others (after U+001F, which no
+        idempotency key may hold: these never meet a key a caller sends)."""
+        return [
+            (None if self.key is None else self.key if i == 0 else f"{self.key}\x1f{i}", event)
+            for i, event in enumerate(self.events)
+        ]
 
 
 class JobService:
@@ -78,8 +91,11 @@ class JobService:
         self._seqs = SeqLease(views.allocate)
         self._now = now
         self._rng = rng or random.SystemRandom()
-        self.intake: GroupCommit[CreateRequest, JobView] = GroupCommit(
-            self._commit, max_batch=max_batch, max_queued=max_queued
+        self.intake: GroupCommit[CreateRequest, list[JobView]] = GroupCommit(
+            self._commit,
+            max_batch=max_batch,
+            max_queued=max_queued,
+            weight=lambda request: len(request.events),
         )
 
     async def create(
@@ -90,22 +106,38 @@ class JobService:
 
         Creations are committed in groups (`_commit`); this returns once this one's group
         is durable. Raises `Saturated` when too many are waiting."""
+        return (await self.create_many(1, idempotency_key, request))[0]
+
+    async def create_many(
+        self,
+        count: int,
+        idempotency_key: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[JobView]:
+        """Create `count` jobs (1 to MAX_CREATE), appended in one batch; as `create`, one
+        key makes every retry of the request get the same jobs."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CREATE:
+            raise InvalidRequest(f"count must be a whole number from 1 to {MAX_CREATE}")
         if idempotency_key is not None:
             _check_key(idempotency_key)
         s = self._settings
-        event = request_job(
-            job_id=str(uuid.uuid4()),
-            event_id=str(uuid.uuid4()),
-            now=self._now(),
-            delay_s=pick_delay(self._rng, s.delay_min_s, s.delay_max_s, s.delay_step_s),
-            idempotency_key=idempotency_key,
+        now = self._now()
+        events = tuple(
+            request_job(
+                job_id=str(uuid.uuid4()),
+                event_id=str(uuid.uuid4()),
+                now=now,
+                delay_s=pick_delay(self._rng, s.delay_min_s, s.delay_max_s, s.delay_step_s),
+                idempotency_key=idempotency_key,
+            )
+            for _ in range(count)
         )
         keyed = idempotency_key is not None
         return await self.intake.submit(
-            CreateRequest(event, idempotency_key, fingerprint(request) if keyed else None)
+            CreateRequest(events, idempotency_key, fingerprint(request) if keyed else None)
         )
 
-    async def _commit(self, batch: list[CreateRequest]) -> list[JobView | Exception]:
+    async def _commit(self, batch: list[CreateRequest]) -> list[list[JobView] | Exception]:
         """Make a group of creations durable together: one claims write for the keys, one
         produce (acks=all), one archive write (under `jobline run`), one read-model write
         (read-your-writes), then one write marking the claims published.
@@ -115,19 +147,25 @@ class JobService:
         log before dying is unknown, and the read model is no evidence of it."""
         batch = await self._numbered(batch)
         claims = await self._keys.claim_many(
-            [(r.key, r.event, r.fingerprint) for r in batch if r.key is not None]
+            [
+                (key, event, r.fingerprint)
+                for r in batch
+                for key, event in r.keyed()
+                if key is not None
+            ]
         )
         appending: dict[str, JobRequested] = {}
         marking: set[str] = set()
         for request in batch:
-            if request.key is None:
-                appending[request.event.event_id] = request.event
-                continue
-            claim = claims[request.key]
-            if not claim.published and claim.fingerprint == request.fingerprint:
-                assert isinstance(claim.event, JobRequested)
-                appending[claim.event.event_id] = claim.event
-                marking.add(request.key)
+            for key, event in request.keyed():
+                if key is None:
+                    appending[event.event_id] = event
+                    continue
+                claim = claims[key]
+                if not claim.published and claim.fingerprint == request.fingerprint:
+                    assert isinstance(claim.event, JobRequested)
+                    appending[claim.event.event_id] = claim.event
+                    marking.add(key)
         events = list(appending.values())
         created: dict[str, JobView] = {}
         if events:
@@ -135,27 +173,34 @@ class JobService:
             await self._keys.mark_published(*sorted(marking))
         earlier = {c.event.job_id for c in claims.values() if c.published}
         current = await self._views.get_many(sorted(earlier))
-        results: list[JobView | Exception] = []
+        results: list[list[JobView] | Exception] = []
         for request in batch:
-            found = claims.get(request.key) if request.key is not None else None
-            if found is not None and found.fingerprint != request.fingerprint:
+            found = [
+                (claims.get(key) if key is not None else None, e) for key, e in request.keyed()
+            ]
+            if any(c is not None and c.fingerprint != request.fingerprint for c, _ in found):
                 results.append(
                     IdempotencyConflict(
                         f"Idempotency-Key {request.key!r} was already used for a different request"
                     )
                 )
                 continue
-            event = found.event if found is not None else request.event
-            view = current.get(event.job_id) or created.get(event.job_id)
-            results.append(view or JobView.from_doc(evolve(None, event)))
+            views = []
+            for earlier_claim, mine in found:
+                job = earlier_claim.event if earlier_claim is not None else mine
+                view = current.get(job.job_id) or created.get(job.job_id)
+                views.append(view or JobView.from_doc(evolve(None, job)))
+            results.append(views)
         return results
 
     async def _numbered(self, batch: list[CreateRequest]) -> list[CreateRequest]:
         """The batch with a `seq` for each new job, in arrival order (from a leased block:
-        api/numbering.py). A request whose key turns out to be claimed already leaves its
+        api/numbering.py). A job whose key turns out to be claimed already leaves its
         number unused: pages skip such gaps."""
-        seqs = iter(await self._seqs.take(len(batch)))
-        return [replace(r, event=replace(r.event, seq=next(seqs))) for r in batch]
+        seqs = iter(await self._seqs.take(sum(len(r.events) for r in batch)))
+        return [
+            replace(r, events=tuple(replace(e, seq=next(seqs)) for e in r.events)) for r in batch
+        ]
 
     async def _append(self, events: list[JobRequested]) -> dict[str, JobView]:
         """Append the events and make them durable; the new jobs' first views."""

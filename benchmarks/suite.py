@@ -94,6 +94,9 @@ SIZES = {
     "full": replace(DEFAULT, jobs=250_000, chunk=10_000, pipeline_jobs=10_000),
 }
 CLIENTS = 50
+# Batch creation ({"count": BATCH} per request) from a few clients: what one intake queue
+# holds (api/service.py MAX_QUEUED) in jobs, not 50 clients' worth of 100-job requests.
+BATCH, BATCH_CLIENTS = 100, 8
 READ_CLIENTS = 8
 PAGE = 30
 DEEP_PAGES = 100
@@ -536,7 +539,20 @@ async def run(size_name: str, phases: tuple[str, ...] = PHASES) -> dict[str, Any
         await run_load(base_url, "POST", "/jobs", connections=CLIENTS, seconds=1)  # warm-up
         many = await run_load(base_url, "POST", "/jobs", connections=CLIENTS, seconds=size.intake_s)
         one = await run_load(base_url, "POST", "/jobs", connections=1, seconds=size.intake_s)
-        report["intake"] = {"clients_50": figures(many), "clients_1": figures(one)}
+        batch = await run_load(
+            base_url,
+            "POST",
+            "/jobs",
+            connections=BATCH_CLIENTS,
+            seconds=size.intake_s,
+            headers=JSON_HEADERS,
+            body=json.dumps({"count": BATCH}).encode(),
+        )
+        report["intake"] = {
+            "clients_50": figures(many),
+            "clients_1": figures(one),
+            "batches": figures(batch) | {"jobs_per_s": round(batch.rate * BATCH, 1)},
+        }
 
     async def growth(base_url: str, pid: int) -> None:
         feed = Feed()
@@ -630,6 +646,13 @@ def _intake_rows(report: dict[str, Any]) -> list[str]:
             ("POST /jobs, 50 clients: req/s", "clients_50", "rate"),
             ("POST /jobs, 50 clients: p99 ms", "clients_50", "p99_ms"),
             ("POST /jobs, 1 client: p50 ms", "clients_1", "p50_ms"),
+        )
+    ] + [
+        _row(
+            f"POST /jobs {{count: {BATCH}}}, {BATCH_CLIENTS} clients: jobs/s",
+            intake["clients_50"]["rate"],
+            intake["batches"]["jobs_per_s"],
+            "single POST /jobs, 50 clients",
         )
     ]
 

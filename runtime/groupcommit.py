@@ -31,25 +31,40 @@ Commit = Callable[[list[T]], Awaitable[Sequence[R | Exception]]]
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, commit: Commit[T, R], *, max_batch: int, max_queued: int) -> None:
+    """`max_batch` and `max_queued` count the weight of requests (1 each, unless `weight`
+    says otherwise: a request creating 20 jobs weighs 20)."""
+
+    def __init__(
+        self,
+        commit: Commit[T, R],
+        *,
+        max_batch: int,
+        max_queued: int,
+        weight: Callable[[T], int] = lambda _: 1,
+    ) -> None:
         self._commit = commit
         self.max_batch = max_batch
         self.max_queued = max_queued
-        self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
+        self._weight = weight
+        self._queue: deque[tuple[T, int, asyncio.Future[R]]] = deque()
+        self._queued = 0
         self._arrived = asyncio.Event()
         self.batches = 0
         self.committed = 0
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """The weight waiting for a batch."""
+        return self._queued
 
     async def submit(self, item: T) -> R:
         """Queue `item`; return its result once its batch is committed."""
-        if len(self._queue) >= self.max_queued:
-            raise Saturated(f"{len(self._queue)} requests are already waiting")
+        weight = self._weight(item)
+        if self._queue and self._queued + weight > self.max_queued:
+            raise Saturated(f"{self._queued} are already waiting (at most {self.max_queued})")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        self._queue.append((item, weight, future))
+        self._queued += weight
         self._arrived.set()
         return await future
 
@@ -60,12 +75,23 @@ class GroupCommit(Generic[T, R]):
                 await self._arrived.wait()
                 self._arrived.clear()
                 while self._queue:
-                    size = min(len(self._queue), self.max_batch)
-                    await self._one([self._queue.popleft() for _ in range(size)])
+                    await self._one(self._take())
         finally:
             while self._queue:
-                _, future = self._queue.popleft()
+                *_, future = self._queue.popleft()
                 future.cancel()
+            self._queued = 0
+
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """The next batch: queued requests up to `max_batch` of weight (at least one)."""
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        total = 0
+        while self._queue and (not batch or total + self._queue[0][1] <= self.max_batch):
+            item, weight, future = self._queue.popleft()
+            self._queued -= weight
+            total += weight
+            batch.append((item, future))
+        return batch
 
     async def _one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]

@@ -148,9 +148,10 @@ function showCounts(counts) {  // pushed by the jobCounts subscription: now, the
   }
 }
 
-// Creations go to localStorage first, each with its idempotency key, then to the server:
-// a lost connection (or a closed tab) loses none, and the key makes each exactly one job
-// even when a request got through but its answer did not.
+// Creations go to localStorage first, each request with its idempotency key, then to the
+// server: a lost connection (or a closed tab) loses none, and the key makes each request
+// exactly its jobs even when it got through but its answer did not. "Create N" is one
+// request ({"count": N}), appended on the server as one batch.
 const QUEUE_KEY = "jobline.queue";
 
 function queue() {
@@ -162,23 +163,27 @@ function saveQueue(items) {
 }
 
 function showQueued(item) {
-  if (document.getElementById(`queued-${item.key}`)) return;
-  const card = el("li", { class: "job", id: `queued-${item.key}`, "data-status": "queued" },
-    el("div", { class: "photo", text: "queued: sent when the connection is back" }),
-    el("div", { class: "meta" }, el("span", { class: "status", text: "queued" })));
-  list.prepend(card);
+  for (let i = 0; i < (item.count || 1); i += 1) {
+    if (document.getElementById(`queued-${item.key}-${i}`)) continue;
+    const card = el("li", { class: "job", id: `queued-${item.key}-${i}`, "data-status": "queued" },
+      el("div", { class: "photo", text: "queued: sent when the connection is back" }),
+      el("div", { class: "meta" }, el("span", { class: "status", text: "queued" })));
+    list.prepend(card);
+  }
   document.getElementById("empty").hidden = true;
 }
 
-function dequeue(key) {
-  saveQueue(queue().filter((item) => item.key !== key));
-  document.getElementById(`queued-${key}`)?.remove();
+function dequeue(item) {
+  saveQueue(queue().filter((queued) => queued.key !== item.key));
+  for (let i = 0; i < (item.count || 1); i += 1) {
+    document.getElementById(`queued-${item.key}-${i}`)?.remove();
+  }
 }
 
 async function createJobs(howMany) {
-  const items = Array.from({ length: howMany }, () => ({ key: crypto.randomUUID() }));
-  saveQueue([...queue(), ...items]);
-  items.forEach(showQueued);
+  const item = { key: crypto.randomUUID(), count: howMany };
+  saveQueue([...queue(), item]);
+  showQueued(item);
   await flush();
 }
 
@@ -190,13 +195,21 @@ async function flush() {
     for (const item of queue()) {
       let response;
       try {
-        response = await fetch("/jobs", { method: "POST", headers: { "Idempotency-Key": item.key } });
+        response = await fetch("/jobs", {
+          method: "POST",
+          headers: { "Idempotency-Key": item.key, "Content-Type": "application/json" },
+          // An item queued by an older page has no count: sent as it was, without a body.
+          body: item.count ? JSON.stringify({ count: item.count }) : undefined,
+        });
       } catch {
         return;  // offline: the rest stays queued
       }
       if (response.status >= 500) return;  // the server is struggling: try again later
-      if (response.status === 202) upsert(await response.json());
-      dequeue(item.key);  // created, or refused for good (a 4xx will not get better)
+      if (response.status === 202) {
+        const created = await response.json();
+        (created.jobs || [created]).forEach(upsert);
+      }
+      dequeue(item);  // created, or refused for good (a 4xx will not get better)
     }
   } finally {
     flushing = false;
@@ -320,7 +333,7 @@ queue().forEach(showQueued);
 
 document.getElementById("create-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const howMany = Math.min(50, Math.max(1, Number(document.getElementById("how-many").value) || 1));
+  const howMany = Math.min(100, Math.max(1, Math.round(Number(document.getElementById("how-many").value)) || 1));
   if (detail.id !== null) go(new URL("/", location.href).href, { refocus: false });  // to see them
   createJobs(howMany);
 });

@@ -88,7 +88,7 @@ async def test_a_full_queue_refuses_at_once(
     waiting += [asyncio.create_task(group.submit(2)) for _ in range(6)]
     await asyncio.sleep(0)
     assert group.queued == 6
-    with pytest.raises(Saturated, match="6 requests are already waiting"):
+    with pytest.raises(Saturated, match="6 are already waiting"):
         await group.submit(2)
     commits.gate.set()
     assert await asyncio.gather(*waiting) == [0] + [20] * 6
@@ -106,3 +106,30 @@ async def test_a_stopped_worker_leaves_no_caller_waiting() -> None:
     await asyncio.gather(worker, return_exceptions=True)
     results = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
+
+
+async def test_batches_and_the_queue_count_weight() -> None:
+    """A request creating n jobs weighs n: batches hold at most max_batch of weight (a heavier
+    request still goes, alone), and the queue refuses what would take it over max_queued."""
+    commits = Recorder()
+    commits.gate.clear()
+    group: GroupCommit[int, int] = GroupCommit(
+        commits.commit, max_batch=10, max_queued=22, weight=lambda n: n
+    )
+    worker = asyncio.create_task(group.run())
+    try:
+        first = asyncio.create_task(group.submit(2))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # [2] is being committed
+        waiting = [asyncio.create_task(group.submit(n)) for n in (4, 6, 12)]
+        await asyncio.sleep(0)
+        assert group.queued == 22
+        with pytest.raises(Saturated, match="22 are already waiting"):
+            await group.submit(2)
+        commits.gate.set()
+        assert await asyncio.gather(first, *waiting) == [20, 40, 60, 120]
+        assert commits.batches == [[2], [4, 6], [12]]
+        assert group.queued == 0
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
