@@ -16,7 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from api.board import Board
-from projections.jobs.store import MongoJobViews, is_counts
+from projections.jobs.store import MongoJobViews, from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.store import Document
 
@@ -122,7 +122,7 @@ class JobFeed:
             if self._board is not None:
                 self._board.counted(doc, inserted)
             return
-        view = JobView.from_doc(doc)
+        view = from_document(doc)
         if self._board is not None:  # first: a subscriber told of a change can read it
             self._board.add(view)
         self._fan_out(view)

@@ -189,7 +189,7 @@ class JobService:
             for earlier_claim, mine in found:
                 job = earlier_claim.event if earlier_claim is not None else mine
                 view = current.get(job.job_id) or created.get(job.job_id)
-                views.append(view or JobView.from_doc(evolve(None, job)))
+                views.append(view or evolve(None, job))
             results.append(views)
         return results
 
@@ -215,7 +215,7 @@ class JobService:
         if self._durability is not None:
             await self._durability.appended(appended)
         await self._views.insert_created(events)
-        created = {e.job_id: JobView.from_doc(evolve(None, e)) for e in events}
+        created = {e.job_id: evolve(None, e) for e in events}
         for view in created.values():
             self._board.add(view)
         return created

@@ -26,6 +26,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
@@ -33,10 +34,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from projections.jobs.view import PENDING, STATUSES, Chain, JobView, evolve, plan
+from projections.jobs.view import STATUSES, HistoryEntry, JobStatus, JobView, evolve
 from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.store import Document, only_duplicates
-from schema import Event, JobRequested
+from schema import Event, JobRequested, photo_from_dict
 
 # Most jobs per transaction. A write that fails (say, times out on a busy machine and an aged
 # embedded store) halves the next one's size: see runtime/backoff.py.
@@ -105,54 +106,59 @@ class MongoJobViews:
     # -- writes -------------------------------------------------------------------------
 
     async def apply(self, events: Sequence[Event], retry: Retry | None = None) -> None:
-        """Apply a batch: per job, the events above its stored version (see `Chain`), in
-        transactions of at most `chunk.size` jobs, each with its count changes.
+        """Apply a batch: per job, its events folded (`evolve`) over its stored view, in log
+        order, the change written as one update guarded by the version read, in transactions
+        of at most `chunk.size` jobs, each with its count changes.
 
         A failed transaction shrinks the next ones. Without `retry` it raises; with it
         (background writers), the failed chunk alone is written again, smaller, after a
         pause, until the store takes it (runtime/backoff.py)."""
-        chains = plan(events)
+        by_job: dict[str, list[Event]] = {}
+        for event in events:
+            by_job.setdefault(event.job_id, []).append(event)
+        jobs = list(by_job.items())
 
         async def write(start: int, end: int) -> None:
-            await self._transaction(lambda session: self._apply_chains(chains[start:end], session))
+            await self._transaction(lambda session: self._apply_jobs(jobs[start:end], session))
 
-        await write_chunked(len(chains), self.chunk, write, retry)
+        await write_chunked(len(jobs), self.chunk, write, retry)
 
-    async def _apply_chains(self, chains: list[Chain], session: AsyncClientSession) -> None:
-        ids = [chain.job_id for chain in chains]
+    async def _apply_jobs(
+        self, jobs: list[tuple[str, list[Event]]], session: AsyncClientSession
+    ) -> None:
+        ids = [job_id for job_id, _ in jobs]
         stored = {
             doc["_id"]: doc
-            async for doc in self.collection.find(
-                {"_id": {"$in": ids}}, {"version": 1, "status": 1, COUNTED: 1}, session=session
-            )
+            async for doc in self.collection.find({"_id": {"$in": ids}}, session=session)
         }
         ops: list[UpdateOne] = []
         delta: Counter[str] = Counter()
         seqs: list[int] = []
-        for chain in chains:
-            doc = stored.get(chain.job_id)
-            version = doc["version"] if doc is not None else 0
+        for job_id, job_events in jobs:
+            doc = stored.get(job_id)
+            before = from_document(doc) if doc is not None else None
             counted = doc is not None and doc.get(COUNTED, True)
-            todo = chain.above(version)
-            if todo is None:
+            after = before
+            for event in job_events:
+                after = evolve(after, event)
+            if after is None or after == before:
                 if doc is not None and not counted:  # inserted by the API, counted now
                     delta[doc["status"]] += 1
-                    ops.append(
-                        UpdateOne(
-                            {"_id": chain.job_id, "version": version}, {"$set": {COUNTED: True}}
-                        )
-                    )
+                    guard = {"_id": job_id, "version": doc["version"]}
+                    ops.append(UpdateOne(guard, {"$set": {COUNTED: True}}))
                 continue
-            fields = {**todo.fields(), COUNTED: True}
-            if doc is not None and counted:
-                delta[doc["status"]] -= 1
-            delta[fields["status"]] += 1
-            if "seq" in fields:
-                seqs.append(fields["seq"])
-            if doc is None:
-                ops.append(UpdateOne({"_id": chain.job_id}, {"$set": fields}, upsert=True))
+            if before is not None and counted:
+                delta[before.status] -= 1
+            delta[after.status] += 1
+            if after.seq is not None and (before is None or before.seq != after.seq):
+                seqs.append(after.seq)
+            if before is None:
+                fields = {**to_document(after), COUNTED: True}
+                ops.append(UpdateOne({"_id": job_id}, {"$set": fields}, upsert=True))
             else:
-                ops.append(UpdateOne({"_id": chain.job_id, "version": version}, {"$set": fields}))
+                update = document_update(to_document(before), to_document(after))
+                update.setdefault("$set", {})[COUNTED] = True
+                ops.append(UpdateOne({"_id": job_id, "version": before.version}, update))
         if ops:
             result = await self.collection.bulk_write(ops, ordered=False, session=session)
             if result.matched_count + result.upserted_count != len(ops):
@@ -180,7 +186,7 @@ class MongoJobViews:
         to write for them. A job whose view exists already (the projection was first, or
         this is a retried claim) keeps it, as counted by whoever wrote it: that view is at
         version 1 or later, so nothing is lost."""
-        docs = {e.job_id: {**evolve(None, e), COUNTED: True} for e in events}
+        docs = {e.job_id: {**to_document(evolve(None, e)), COUNTED: True} for e in events}
 
         async def write(session: AsyncClientSession, look_first: bool) -> None:
             stored: set[str] = set()
@@ -194,7 +200,7 @@ class MongoJobViews:
                 return
             await self.collection.insert_many(new, session=session)
             seqs = [doc["seq"] for doc in new]
-            await self._count(session, Counter({PENDING: len(new)}), seqs)
+            await self._count(session, Counter({JobStatus.PENDING: len(new)}), seqs)
 
         if not docs:
             return
@@ -270,14 +276,14 @@ class MongoJobViews:
         if job_id.startswith(COUNTS_PREFIX):
             return None
         doc = await self.collection.find_one({"_id": job_id})
-        return None if doc is None else JobView.from_doc(doc)
+        return None if doc is None else from_document(doc)
 
     async def get_many(self, job_ids: Sequence[str]) -> dict[str, JobView]:
         wanted = [i for i in job_ids if not i.startswith(COUNTS_PREFIX)]
         if not wanted:
             return {}
         found = self.collection.find({"_id": {"$in": wanted}})
-        return {doc["_id"]: JobView.from_doc(doc) async for doc in found}
+        return {doc["_id"]: from_document(doc) async for doc in found}
 
     async def page(
         self, limit: int, cursor: str | None, status: str | None
@@ -307,14 +313,79 @@ class MongoJobViews:
                 window = [d for d in window if (d["seq"], d["_id"]) < after]
             found += window
             hi, width = lo - 1, width * 4
-        views = [JobView.from_doc(doc) for doc in found[:limit]]
+        views = [from_document(doc) for doc in found[:limit]]
         more = len(found) > limit
         return views, encode_cursor(views[-1]) if more and views else None
 
 
+# -- views as documents: the only place that knows how a view is stored ------------------
+
+
+def to_document(view: JobView) -> Document:
+    """The view as stored: fields not set yet are absent (not null), the history a document
+    keyed by version (so an event's entry is one path: `history.<version>`)."""
+    doc: Document = {"_id": view.id, "status": view.status.value, "version": view.version}
+    optional = {
+        "seq": view.seq,
+        "created_at": view.created_at,
+        "due_at": view.due_at,
+        "delay_s": view.delay_s,
+        "updated_at": view.updated_at,
+        "result": asdict(view.result) if view.result is not None else None,
+        "error": view.error,
+    }
+    doc |= {name: value for name, value in optional.items() if value is not None}
+    doc[HISTORY] = {str(e.version): asdict(e) for e in view.history}
+    return doc
+
+
+def from_document(doc: Mapping[str, Any]) -> JobView:
+    result = doc.get("result")
+    entries = (doc.get(HISTORY) or {}).values()
+    return JobView(
+        id=doc["_id"],
+        status=JobStatus(doc["status"]),
+        version=doc["version"],
+        created_at=doc.get("created_at"),
+        due_at=doc.get("due_at"),
+        updated_at=doc.get("updated_at"),
+        delay_s=doc.get("delay_s"),
+        seq=doc.get("seq"),
+        result=photo_from_dict(result) if result is not None else None,
+        error=doc.get("error"),
+        history=tuple(sorted((HistoryEntry(**e) for e in entries), key=lambda e: e.version)),
+    )
+
+
+def document_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> Document:
+    """The update that turns stored document `old` into `new`: fields that changed set, and a
+    document field (the history) key by key, so a job's next event writes its own entry and
+    the fields it changed, not the whole job; fields gone unset."""
+    sets: Document = {}
+    unsets: Document = {}
+    for name, value in new.items():
+        before = old.get(name, _ABSENT)
+        if isinstance(value, dict) and isinstance(before, dict) and name == HISTORY:
+            sets |= {f"{name}.{k}": v for k, v in value.items() if before.get(k, _ABSENT) != v}
+            unsets |= {f"{name}.{k}": "" for k in before.keys() - value.keys()}
+        elif before != value:
+            sets[name] = value
+    unsets |= dict.fromkeys(old.keys() - new.keys(), "")
+    update: Document = {}
+    if sets:
+        update["$set"] = sets
+    if unsets:
+        update["$unset"] = unsets
+    return update
+
+
+HISTORY = "history"
+_ABSENT = object()
+
+
 def sum_counts(shards: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """How many jobs are in each status (every status present), from the count documents."""
-    counted = dict.fromkeys(STATUSES, 0)
+    counted: dict[str, int] = {status.value: 0 for status in STATUSES}
     for shard in shards:
         for status, n in (shard.get("counts") or {}).items():
             if status in counted:

@@ -1,4 +1,5 @@
-"""The jobs view: given events, when applied, then the view; replay and batching properties."""
+"""The jobs view: given events, when folded, then the view; and the store adapter's documents
+and updates, which must keep exactly what the fold gives, batch by batch."""
 
 from __future__ import annotations
 
@@ -8,74 +9,54 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.jobs.view import Chain, JobView, changes, evolve, plan, set_fields
+from projections.jobs.store import document_update, from_document, to_document
+from projections.jobs.view import JobStatus, JobView, evolve
 from runtime.clock import utc_now
 from schema import Event
 from tests.unit.events import job_life
 from tests.unit.strategies import events, histories
 
-Docs = dict[str, dict[str, Any]]
+Views = dict[str, JobView]
 
 
-def fold(docs: Docs, event: Event) -> Docs:
-    return {**docs, event.job_id: evolve(docs.get(event.job_id), event)}
-
-
-def apply_plan(docs: Docs, batch: list[Event]) -> Docs:
-    """What the store does with a planned batch: for each chain, the merged fields of its
-    events above the stored version, set in one write."""
-    result = dict(docs)
-    for chain in plan(batch):
-        view = result.get(chain.job_id)
-        current: Chain | None = chain.above(view["version"] if view is not None else 0)
-        if current is not None:
-            result[chain.job_id] = set_fields(view or {"_id": chain.job_id}, current.fields())
-    return result
+def fold(views: Views, event: Event) -> Views:
+    return {**views, event.job_id: evolve(views.get(event.job_id), event)}
 
 
 def test_a_job_life_goes_pending_processing_resolved() -> None:
     requested, due, resolved = job_life("j", utc_now())
     view = evolve(None, requested)
-    assert (view["status"], view["version"]) == ("pending", 1)
+    assert (view.status, view.version, view.created_at) == ("pending", 1, requested.occurred_at)
     view = evolve(view, due)
-    assert (view["status"], view["version"]) == ("processing", 2)
+    assert (view.status, view.version) == (JobStatus.PROCESSING, 2)
     view = evolve(view, resolved)
-    assert (view["status"], view["version"]) == ("resolved", 3)
-    assert JobView.from_doc(view).result == resolved.photo  # type: ignore[attr-defined]
+    assert (view.status, view.version) == (JobStatus.RESOLVED, 3)
+    assert view.result == resolved.photo  # type: ignore[attr-defined]
+    assert view.updated_at == resolved.occurred_at
 
 
 def test_a_failed_job_keeps_its_reason_and_no_result() -> None:
-    *_, failed = job_life("j", utc_now(), resolved=False)
-    view = JobView.from_doc(reduce(evolve, job_life("j", utc_now(), resolved=False), None))  # type: ignore[arg-type]
-    assert (view.status, view.error, view.result) == ("failed", failed.reason, None)  # type: ignore[attr-defined]
+    life = job_life("j", utc_now(), resolved=False)
+    view = reduce(evolve, life, None)
+    assert view is not None
+    assert (view.status, view.error, view.result) == ("failed", life[-1].reason, None)  # type: ignore[attr-defined]
 
 
 def test_the_history_lists_each_event_once_in_order() -> None:
     life = job_life("j", utc_now())
-    view = reduce(evolve, [life[0], life[1], life[0], life[2], life[1]], None)  # type: ignore[arg-type]
-    history = JobView.from_doc(view).history
-    assert [(e.type, e.version, e.event_id) for e in history] == [
+    view = reduce(evolve, [life[0], life[1], life[0], life[2], life[1]], None)
+    assert view is not None
+    assert [(e.type, e.version, e.event_id) for e in view.history] == [
         (e.TYPE, e.version, e.event_id) for e in life
     ]
-    assert [e.occurred_at for e in history] == [e.occurred_at for e in life]
-
-
-def test_set_fields_sets_dotted_paths_like_mongodb() -> None:
-    doc = {"_id": "j", "history": {"1": "a"}, "status": "pending"}
-    assert set_fields(doc, {"history.2": "b", "status": "processing"}) == {
-        "_id": "j",
-        "history": {"1": "a", "2": "b"},
-        "status": "processing",
-    }
-    assert doc["history"] == {"1": "a"}  # the input is left alone
+    assert [e.occurred_at for e in view.history] == [e.occurred_at for e in life]
 
 
 def test_stale_events_change_nothing() -> None:
     requested, due, resolved = job_life("j", utc_now())
     view = evolve(evolve(evolve(None, requested), due), resolved)
-    assert evolve(view, due) == view
-    assert evolve(view, requested) == view
-    assert changes(resolved)["status"] == "resolved"
+    assert evolve(view, due) is view
+    assert evolve(view, requested) is view
 
 
 @given(st.lists(events, max_size=12))
@@ -84,11 +65,49 @@ def test_replaying_twice_equals_replaying_once(history: list[Event]) -> None:
     assert reduce(fold, history, once) == once
 
 
+@given(histories())
+def test_a_view_survives_its_document(history: list[Event]) -> None:
+    for view in reduce(fold, history, {}).values():
+        assert from_document(to_document(view)) == view
+
+
+def _apply(doc: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """What a Mongo-wire store does with `$set` (dotted paths) and `$unset`: the pure model
+    of it, for this property only (the integration tests run the real store)."""
+    result = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    for path, value in update.get("$set", {}).items():
+        head, dot, rest = path.partition(".")
+        if dot:
+            result.setdefault(head, {})[rest] = value
+        else:
+            result[head] = value
+    for path in update.get("$unset", {}):
+        head, dot, rest = path.partition(".")
+        (result.get(head, {}) if dot else result).pop(rest if dot else head, None)
+    return result
+
+
 @given(histories(), st.lists(st.integers(1, 5), max_size=6))
-def test_batched_plans_equal_a_fold_of_evolve(history: list[Event], cuts: list[int]) -> None:
+def test_batches_written_as_updates_hold_what_one_fold_gives(
+    history: list[Event], cuts: list[int]
+) -> None:
+    """Any interleaving of jobs' events, redelivered or not, cut into batches: the documents
+    the store adapter's updates leave equal the fold of the whole log."""
     batches, rest = [], list(history)
     for size in cuts:
         batches.append(rest[:size])
         rest = rest[size:]
     batches.append(rest)
-    assert reduce(apply_plan, batches, {}) == reduce(fold, history, {})
+    stored: dict[str, dict[str, Any]] = {}
+    for batch in batches:
+        for job_id in dict.fromkeys(e.job_id for e in batch):
+            doc = stored.get(job_id)
+            before = from_document(doc) if doc is not None else None
+            after = reduce(evolve, [e for e in batch if e.job_id == job_id], before)
+            assert after is not None
+            if doc is None:
+                stored[job_id] = to_document(after)
+            else:
+                stored[job_id] = _apply(doc, document_update(doc, to_document(after)))
+    folded = reduce(fold, history, {})
+    assert stored == {job_id: to_document(view) for job_id, view in folded.items()}
