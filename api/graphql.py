@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime
-from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -23,123 +21,17 @@ from strawberry.types import Info
 from api.counts import LiveCounts
 from api.feed import JobFeed, SubscriberTooSlow
 from api.service import MAX_CREATE, InvalidRequest, JobService
+from api.types import GraphQLCounts, GraphQLJob, graphql_counts
 from projections.jobs.store import InvalidCursor, encode_cursor
-from projections.jobs.view import JobView
+from projections.jobs.view import JobStatus, JobView
 from runtime.groupcommit import Saturated
-from schema import Photo as PhotoEvent
 
-
-@strawberry.enum
-class JobStatus(Enum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    RESOLVED = "resolved"
-    FAILED = "failed"
-
-
-@strawberry.type
-class PhotoUrls:
-    raw: str
-    full: str
-    regular: str
-    small: str
-    thumb: str
-
-
-@strawberry.type
-class Link:
-    html: str
-
-
-@strawberry.type
-class Photographer:
-    name: str
-    username: str
-    links: Link
-
-
-@strawberry.type
-class Photo:
-    id: strawberry.ID
-    urls: PhotoUrls
-    alt_description: str | None
-    width: int
-    height: int
-    color: str | None
-    blur_hash: str | None
-    links: Link
-    user: Photographer
-
-    @classmethod
-    def of(cls, p: PhotoEvent) -> Photo:
-        return cls(
-            id=strawberry.ID(p.id),
-            urls=PhotoUrls(
-                raw=p.urls.raw,
-                full=p.urls.full,
-                regular=p.urls.regular,
-                small=p.urls.small,
-                thumb=p.urls.thumb,
-            ),
-            alt_description=p.alt_description,
-            width=p.width,
-            height=p.height,
-            color=p.color,
-            blur_hash=p.blur_hash,
-            links=Link(html=p.links.html),
-            user=Photographer(
-                name=p.user.name, username=p.user.username, links=Link(html=p.user.links.html)
-            ),
-        )
-
-
-@strawberry.type(description="One event of a job's life, as appended to the log.")
-class JobEvent:
-    type: str = strawberry.field(description="JobRequested, JobDue, JobResolved or JobFailed.")
-    version: int
-    event_id: strawberry.ID
-    occurred_at: datetime
-
-
-@strawberry.type
-class Job:
-    id: strawberry.ID
-    status: JobStatus
-    seq: int | None = strawberry.field(
-        description="The job's place in creation order (the board's order, newest first)."
-    )
-    created_at: datetime | None
-    due_at: datetime | None
-    delay_seconds: float | None = strawberry.field(description="The wait, decided at creation.")
-    updated_at: datetime | None
-    version: int
-    result: Photo | None
-    error: str | None
-    history: list[JobEvent] = strawberry.field(description="The job's events, oldest first.")
-
-    @classmethod
-    def of(cls, view: JobView) -> Job:
-        return cls(
-            id=strawberry.ID(view.id),
-            status=JobStatus(view.status),
-            seq=view.public_seq,
-            created_at=view.created_at,
-            due_at=view.due_at,
-            delay_seconds=view.delay_s,
-            updated_at=view.updated_at,
-            version=view.version,
-            result=Photo.of(view.result) if view.result else None,
-            error=view.error,
-            history=[
-                JobEvent(
-                    type=e.type,
-                    version=e.version,
-                    event_id=strawberry.ID(e.event_id),
-                    occurred_at=e.occurred_at,
-                )
-                for e in view.history
-            ],
-        )
+if TYPE_CHECKING:  # the resolvers return the views and counts themselves
+    Job = JobView
+    JobCounts = Any
+else:  # which Strawberry serves through the types made from them (api/types.py)
+    Job = GraphQLJob
+    JobCounts = GraphQLCounts
 
 
 @strawberry.type
@@ -161,19 +53,6 @@ class JobConnection:
 
 
 @strawberry.type
-class JobCounts:
-    pending: int
-    processing: int
-    resolved: int
-    failed: int
-    total: int
-
-    @classmethod
-    def of(cls, counts: dict[str, int]) -> JobCounts:
-        return cls(**counts, total=sum(counts.values()))
-
-
-@strawberry.type
 class CreateJobPayload:
     job: Job
 
@@ -192,12 +71,11 @@ def _service(info: Info[Any, None]) -> JobService:
 class Query:
     @strawberry.field(description="A job by id, or null when there is none.")
     async def job(self, info: Info[Any, None], id: strawberry.ID) -> Job | None:
-        view = await _service(info).get(str(id))
-        return Job.of(view) if view else None
+        return await _service(info).get(str(id))
 
     @strawberry.field(description="How many jobs are in each status.")
     async def job_counts(self, info: Info[Any, None]) -> JobCounts:
-        return JobCounts.of(await _service(info).counts())
+        return graphql_counts(await _service(info).counts())
 
     @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
     async def jobs(
@@ -210,7 +88,7 @@ class Query:
         views, next_cursor = await _service(info).page(
             20 if first is None else first, after, status.value if status else None
         )
-        edges = [JobEdge(cursor=encode_cursor(v), node=Job.of(v)) for v in views]
+        edges = [JobEdge(cursor=encode_cursor(v), node=v) for v in views]
         return JobConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
@@ -223,7 +101,7 @@ class Mutation:
     async def create_job(
         self, info: Info[Any, None], idempotency_key: str | None = None
     ) -> CreateJobPayload:
-        return CreateJobPayload(job=Job.of(await _service(info).create(idempotency_key)))
+        return CreateJobPayload(job=await _service(info).create(idempotency_key))
 
     @strawberry.mutation(
         description=f"Create `count` jobs (1 to {MAX_CREATE}) appended in one batch; retries "
@@ -233,7 +111,7 @@ class Mutation:
         self, info: Info[Any, None], count: int, idempotency_key: str | None = None
     ) -> CreateJobsPayload:
         views = await _service(info).create_many(count, idempotency_key, {"count": count})
-        return CreateJobsPayload(jobs=[Job.of(v) for v in views])
+        return CreateJobsPayload(jobs=views)
 
 
 @strawberry.type
@@ -250,9 +128,9 @@ class Subscription:
             if id is not None:
                 current = await app.state.jobs.get(str(id))
                 if current is not None:
-                    yield Job.of(current)
+                    yield current
             async for view in subscription:
-                yield Job.of(view)
+                yield view
 
     @strawberry.subscription(
         description="How many jobs are in each status: now, then after changes (coalesced)."
@@ -260,7 +138,7 @@ class Subscription:
     async def job_counts(self, info: Info[Any, None]) -> AsyncGenerator[JobCounts, None]:
         counts: LiveCounts = _request_app(info).state.counts
         async for value in counts.subscribe():
-            yield JobCounts.of(value)
+            yield graphql_counts(value)
 
 
 def _request_app(info: Info[Any, None]) -> Any:

@@ -92,6 +92,8 @@ PHOTO_FIELDS = ConfigDict(strict=True, extra="ignore")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhotoUrls:
+    """The photo at several sizes (`raw` takes imgix parameters)."""
+
     __pydantic_config__ = PHOTO_FIELDS
 
     raw: str
@@ -103,6 +105,8 @@ class PhotoUrls:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhotoLinks:
+    """The photo's page on Unsplash, and the address to report a download to."""
+
     __pydantic_config__ = PHOTO_FIELDS
 
     html: str
@@ -111,6 +115,8 @@ class PhotoLinks:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserLinks:
+    """The photographer's page on Unsplash."""
+
     __pydantic_config__ = PHOTO_FIELDS
 
     html: str
@@ -118,6 +124,8 @@ class UserLinks:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhotoUser:
+    """Who took the photo: credit them, linking to their page."""
+
     __pydantic_config__ = PHOTO_FIELDS
 
     name: str

@@ -41,8 +41,10 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class JobView:
-    """A job as readers see it. Fields an event has not set yet are None (a view first
-    folded from a JobDue, say, has no creation time until its JobRequested is seen)."""
+    """A job as readers see it.
+
+    A field no event has set yet is empty: a view first folded from a JobDue, say, has no
+    creation time until its JobRequested is seen."""
 
     id: str
     status: JobStatus

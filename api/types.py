@@ -1,0 +1,177 @@
+"""The API's types, made from the view model: REST's pydantic models and GraphQL's Strawberry
+types take their fields from the dataclasses of `projections/jobs/view.py` and `schema/`
+(the photo), and the counts take theirs from `JobStatus`. A field added there appears on both
+faces; nothing here declares one again.
+
+Both faces serve the view objects themselves: a GraphQL resolver returns a `JobView`, whose
+attributes Strawberry reads by name, and REST validates the same fields into its model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import strawberry
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_serializer
+
+from projections.jobs.view import HistoryEntry, JobStatus, JobView
+
+strawberry.enum(JobStatus, description="Where a job is in its life.")
+
+#: Descriptions shared by both faces, by field name.
+DESCRIPTIONS = {
+    "seq": "The job's place in creation order (the board's order, newest first).",
+    "delay_s": "The wait, decided at creation.",
+    "history": "The job's events, oldest first.",
+    "type": "The event's type: JobRequested, JobDue, JobResolved or JobFailed.",
+    "result": "The photo, once resolved.",
+    "error": "Why the job failed, once failed.",
+    "total": "All jobs.",
+}
+
+
+# -- GraphQL ------------------------------------------------------------------------------
+
+_GRAPHQL: dict[type, type] = {}
+
+
+def graphql_type(
+    cls: type, *, name: str | None = None, fields: dict[str, Any] | None = None
+) -> Any:
+    """A Strawberry type with the fields of dataclass `cls` (a nested dataclass becomes its
+    own derived type, a tuple a list, an `id` or `*_id` an ID); `fields` gives some of them a
+    `strawberry.field` of their own (a GraphQL name, or a resolver where the view's value
+    needs saying)."""
+    hints = get_type_hints(cls)
+    namespace: dict[str, Any] = {
+        name: strawberry.field(description=text)
+        for name, text in DESCRIPTIONS.items()
+        if name in hints
+    }
+    namespace |= fields or {}
+    namespace["__annotations__"] = {
+        field.name: _graphql_hint(field.name, hints[field.name])
+        for field in dataclasses.fields(cls)
+    }
+    made = strawberry.type(
+        type(name or cls.__name__, (), namespace), description=_first_line(cls.__doc__)
+    )
+    _GRAPHQL[cls] = made
+    return made
+
+
+def _graphql_hint(name: str, hint: Any) -> Any:
+    if hint is str and (name == "id" or name.endswith("_id")):
+        return strawberry.ID
+    if dataclasses.is_dataclass(hint):
+        return _GRAPHQL.get(hint) or graphql_type(hint)  # type: ignore[arg-type]
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        mapped = tuple(_graphql_hint(name, arg) for arg in get_args(hint))
+        return Union[mapped]  # noqa: UP007 - made at run time
+    if origin is tuple:
+        return list[_graphql_hint(name, get_args(hint)[0])]  # type: ignore[misc]
+    return hint
+
+
+def _first_line(doc: str | None) -> str | None:
+    """A docstring's first paragraph, on one line."""
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc else None
+
+
+def _public_seq(root: strawberry.Parent[JobView]) -> int | None:
+    return root.public_seq
+
+
+def counts_type(name: str) -> Any:
+    """The counts: a field per status, and the total."""
+    annotations = {status.value: int for status in JobStatus} | {"total": int}
+    namespace = {"__annotations__": annotations}
+    return strawberry.type(
+        type(name, (), namespace), description="How many jobs are in each status."
+    )
+
+
+graphql_type(HistoryEntry, name="JobEvent")
+GraphQLJob = graphql_type(
+    JobView,
+    name="Job",
+    fields={
+        "seq": strawberry.field(resolver=_public_seq, description=DESCRIPTIONS["seq"]),
+        "delay_s": strawberry.field(name="delaySeconds", description=DESCRIPTIONS["delay_s"]),
+    },
+)
+GraphQLCounts = counts_type("JobCounts")
+
+
+def graphql_counts(counts: dict[str, int]) -> Any:
+    return GraphQLCounts(**counts, total=sum(counts.values()))
+
+
+# -- REST ---------------------------------------------------------------------------------
+
+
+class _OmitAbsent(BaseModel):
+    """`result`, `error` and `history` appear only when there is one."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in ("result", "error", "history"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+def rest_model(
+    cls: type,
+    *,
+    name: str,
+    base: type[BaseModel] = BaseModel,
+    fields: dict[str, Any] | None = None,
+) -> type[BaseModel]:
+    """A pydantic model with the fields of dataclass `cls` (nested dataclasses as they are:
+    pydantic validates and documents them; a tuple a list); `fields` replaces some, as
+    (annotation, default)."""
+    hints = get_type_hints(cls)
+    made: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if get_origin(hint) is tuple:
+            hint = list[get_args(hint)[0]]  # type: ignore[misc]
+        default = ... if field.default is dataclasses.MISSING else field.default
+        made[field.name] = (hint, Field(default, description=DESCRIPTIONS.get(field.name)))
+    for field_name, (hint, default) in (fields or {}).items():
+        made[field_name] = (hint, Field(default, description=DESCRIPTIONS.get(field_name)))
+    return create_model(name, __base__=base, __doc__=cls.__doc__, **made)
+
+
+JobOut = rest_model(
+    JobView,
+    name="JobOut",
+    base=_OmitAbsent,
+    fields={"history": (list[HistoryEntry] | None, None)},
+)
+JobCounts = create_model(
+    "JobCounts",
+    __doc__="How many jobs are in each status.",
+    **{status.value: (int, ...) for status in JobStatus},  # type: ignore[call-overload]
+    total=(int, Field(description=DESCRIPTIONS["total"])),
+)
+
+
+def job_out(view: JobView, *, history: bool = False) -> BaseModel:
+    """The REST form of a view: its public `seq`, and its history only when asked."""
+    fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(JobView)}
+    fields |= {"seq": view.public_seq, "history": view.history if history else None}
+    out: BaseModel = JobOut.model_validate(fields)
+    return out
+
+
+def counts_out(counts: dict[str, int]) -> BaseModel:
+    out: BaseModel = JobCounts(**counts, total=sum(counts.values()))
+    return out
