@@ -11,6 +11,7 @@ COPY runtime runtime
 COPY processors processors
 COPY projections projections
 COPY api api
+COPY standin standin
 COPY jobline jobline
 COPY scripts scripts
 RUN pip install --no-cache-dir "strawberry-graphql>=0.341,<0.342" \

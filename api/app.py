@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.board import Board
+from api.context import JoblineApp, Services, graphql_context
 from api.counts import LiveCounts
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
@@ -27,8 +28,8 @@ from api.service import IdempotencyConflict, InvalidRequest, JobService
 from projections.jobs.store import InvalidCursor, MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
+from runtime.eventlog import Durability, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.groupcommit import Saturated
-from runtime.log import Durability, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database, open_store
 
@@ -38,10 +39,10 @@ MAX_BODY_BYTES = 64 * 1024
 UNSPLASH_IMAGES = "https://images.unsplash.com"
 
 
-def create_app(settings: Settings, durability: Durability | None = None) -> FastAPI:
+def create_app(settings: Settings, durability: Durability | None = None) -> JoblineApp:
     """The API. With `durability` (under `jobline run`: the embedded log's archive), a
     create is acknowledged only once its event is durable there too."""
-    app = FastAPI(
+    app = JoblineApp(
         title="jobline",
         summary="Event-sourced async jobs: each waits a random delay, then fetches a food photo.",
         version="0.1.0",
@@ -49,7 +50,11 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Fast
     )
     app.include_router(rest_router)
     app.include_router(
-        OfflineGraphQLRouter(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]),
+        OfflineGraphQLRouter(
+            schema,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            context_getter=graphql_context,
+        ),
         prefix="/graphql",
     )
     app.mount(
@@ -64,7 +69,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Fast
 
 def _lifespan(settings: Settings, durability: Durability | None):  # type: ignore[no-untyped-def]
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: JoblineApp) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await ensure_topics(settings)
             producer = await start_producer(settings, f"{settings.topic_prefix}.api")
@@ -100,9 +105,8 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
                 asyncio.create_task(jobs.intake.run()),
             ]
             stack.push_async_callback(cancel_all, *tasks)
-            app.state.feed = feed
-            app.state.counts = counts
-            app.state.jobs = jobs
+            app.services = Services(jobs=jobs, feed=feed, counts=counts)
+            stack.callback(setattr, app, "services", None)
             async with asyncio.timeout(15):
                 await feed.ready.wait()
             if missing := missing_assets():

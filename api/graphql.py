@@ -16,11 +16,10 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_at_most
 from strawberry.extensions.query_depth_limiter import create_validator as depth_at_most
-from strawberry.types import Info
 
-from api.counts import LiveCounts
-from api.feed import JobFeed, SubscriberTooSlow
-from api.service import MAX_CREATE, InvalidRequest, JobService
+from api.context import GraphQLInfo
+from api.feed import SubscriberTooSlow
+from api.service import MAX_CREATE, InvalidRequest
 from api.types import GraphQLCounts, GraphQLJob, graphql_counts
 from projections.jobs.store import InvalidCursor, encode_cursor
 from projections.jobs.view import JobStatus, JobView
@@ -62,30 +61,25 @@ class CreateJobsPayload:
     jobs: list[Job] = strawberry.field(description="The jobs created, in creation order.")
 
 
-def _service(info: Info[Any, None]) -> JobService:
-    service: JobService = info.context["request"].app.state.jobs
-    return service
-
-
 @strawberry.type
 class Query:
     @strawberry.field(description="A job by id, or null when there is none.")
-    async def job(self, info: Info[Any, None], id: strawberry.ID) -> Job | None:
-        return await _service(info).get(str(id))
+    async def job(self, info: GraphQLInfo, id: strawberry.ID) -> Job | None:
+        return await info.context.services.jobs.get(str(id))
 
     @strawberry.field(description="How many jobs are in each status.")
-    async def job_counts(self, info: Info[Any, None]) -> JobCounts:
-        return graphql_counts(await _service(info).counts())
+    async def job_counts(self, info: GraphQLInfo) -> JobCounts:
+        return graphql_counts(await info.context.services.jobs.counts())
 
     @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
     async def jobs(
         self,
-        info: Info[Any, None],
+        info: GraphQLInfo,
         first: int | None = 20,
         after: str | None = None,
         status: JobStatus | None = None,
     ) -> JobConnection:
-        views, next_cursor = await _service(info).page(
+        views, next_cursor = await info.context.services.jobs.page(
             20 if first is None else first, after, status.value if status else None
         )
         edges = [JobEdge(cursor=encode_cursor(v), node=v) for v in views]
@@ -99,18 +93,20 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Create a job; retries with one idempotencyKey get one job.")
     async def create_job(
-        self, info: Info[Any, None], idempotency_key: str | None = None
+        self, info: GraphQLInfo, idempotency_key: str | None = None
     ) -> CreateJobPayload:
-        return CreateJobPayload(job=await _service(info).create(idempotency_key))
+        return CreateJobPayload(job=await info.context.services.jobs.create(idempotency_key))
 
     @strawberry.mutation(
         description=f"Create `count` jobs (1 to {MAX_CREATE}) appended in one batch; retries "
         "with one idempotencyKey get the same jobs (as POST /jobs with {count})."
     )
     async def create_jobs(
-        self, info: Info[Any, None], count: int, idempotency_key: str | None = None
+        self, info: GraphQLInfo, count: int, idempotency_key: str | None = None
     ) -> CreateJobsPayload:
-        views = await _service(info).create_many(count, idempotency_key, {"count": count})
+        views = await info.context.services.jobs.create_many(
+            count, idempotency_key, {"count": count}
+        )
         return CreateJobsPayload(jobs=views)
 
 
@@ -120,13 +116,12 @@ class Subscription:
         description="Every change of every job, or of one job (which first sends its state)."
     )
     async def job_updates(
-        self, info: Info[Any, None], id: strawberry.ID | None = None
+        self, info: GraphQLInfo, id: strawberry.ID | None = None
     ) -> AsyncGenerator[Job, None]:
-        app = _request_app(info)
-        feed: JobFeed = app.state.feed
-        async with feed.subscribe(str(id) if id is not None else None) as subscription:
+        found = info.context.services
+        async with found.feed.subscribe(str(id) if id is not None else None) as subscription:
             if id is not None:
-                current = await app.state.jobs.get(str(id))
+                current = await found.jobs.get(str(id))
                 if current is not None:
                     yield current
             async for view in subscription:
@@ -135,14 +130,9 @@ class Subscription:
     @strawberry.subscription(
         description="How many jobs are in each status: now, then after changes (coalesced)."
     )
-    async def job_counts(self, info: Info[Any, None]) -> AsyncGenerator[JobCounts, None]:
-        counts: LiveCounts = _request_app(info).state.counts
-        async for value in counts.subscribe():
+    async def job_counts(self, info: GraphQLInfo) -> AsyncGenerator[JobCounts, None]:
+        async for value in info.context.services.counts.subscribe():
             yield graphql_counts(value)
-
-
-def _request_app(info: Info[Any, None]) -> Any:
-    return info.context["request"].app
 
 
 # Said to the caller as they are; everything else is masked. `Saturated` says to retry.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from api.service import MAX_CREATE, MAX_PAGE, JobService
+from api.context import ServicesDep
+from api.service import MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
 from projections.jobs.view import JobStatus
 
@@ -20,11 +21,6 @@ class JobPage(BaseModel):
 router = APIRouter(tags=["jobs"])
 
 
-def _service(request: Request) -> JobService:
-    service: JobService = request.app.state.jobs
-    return service
-
-
 class CreatedJobs(BaseModel):
     """The jobs one request created (`{"count": n}`), in creation order."""
 
@@ -33,7 +29,7 @@ class CreatedJobs(BaseModel):
 
 @router.post("/jobs", status_code=202, response_model=JobOut | CreatedJobs)
 async def create_job(
-    request: Request,
+    found: ServicesDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     body: Annotated[
@@ -48,7 +44,7 @@ async def create_job(
     """Create a job (or `count` jobs). Each waits its random delay, then fetches a photo.
     Retrying with the same `Idempotency-Key` returns the same jobs instead of creating more;
     reusing the key with a different body is refused with 422."""
-    service = _service(request)
+    service = found.jobs
     if body is None or "count" not in body:
         view = await service.create(idempotency_key, body)
         response.headers["Location"] = f"/jobs/{view.id}"
@@ -58,29 +54,29 @@ async def create_job(
 
 
 @router.get("/job-counts", response_model=JobCounts)
-async def job_counts(request: Request) -> BaseModel:
+async def job_counts(found: ServicesDep) -> BaseModel:
     """How many jobs are in each status."""
-    counts = await _service(request).counts()
+    counts = await found.jobs.counts()
     return counts_out(counts)
 
 
 @router.get("/jobs", response_model=JobPage)
 async def list_jobs(
-    request: Request,
+    found: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     status: JobStatus | None = None,
 ) -> JobPage:
     """Jobs, newest first. Pass `next_cursor` back as `cursor` for the next page."""
-    views, next_cursor = await _service(request).page(limit, cursor, status)
+    views, next_cursor = await found.jobs.page(limit, cursor, status)
     return JobPage(items=[job_out(v) for v in views], next_cursor=next_cursor)
 
 
 @router.get(
     "/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}}
 )
-async def get_job(request: Request, job_id: str) -> BaseModel:
-    view = await _service(request).get(job_id)
+async def get_job(found: ServicesDep, job_id: str) -> BaseModel:
+    view = await found.jobs.get(job_id)
     if view is None:
         raise HTTPException(404, f"no job with id {job_id!r}")
     return job_out(view, history=True)

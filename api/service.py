@@ -19,8 +19,8 @@ from projections.jobs.store import MongoJobViews, decode_cursor, encode_cursor, 
 from projections.jobs.view import STATUSES, JobView, evolve
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
+from runtime.eventlog import Durability, EventPublisher
 from runtime.groupcommit import GroupCommit
-from runtime.log import Durability, EventPublisher
 from runtime.settings import Settings
 from schema import JobRequested
 

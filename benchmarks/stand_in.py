@@ -22,7 +22,7 @@ from loadclient import run_load
 from running import ROOT
 
 from jobline.serving import free_port
-from jobline.standin.images import PICTURES, picture_for
+from standin.images import PICTURES, picture_for
 
 ROUTES = {
     "floor: GET /@adabaker": "/@adabaker",

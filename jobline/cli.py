@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api.app import create_app
+from jobline.components import COMPONENTS
 from jobline.embedded import run_all
 from jobline.progress import ProgressBar
 from jobline.serving import AppServer, run_until_signalled
-from jobline.standin import StandIn
-from jobline.standin import create_app as create_stand_in
-from processors.delay.shell import run as delay
-from processors.fetcher.shell import run as fetcher
 from projections.jobs.replay import MAX_REPORTED, replay
-from projections.jobs.runner import run as projection
 from runtime.logs import configure_logging
 from runtime.settings import Settings
+from standin import StandIn
+from standin import create_app as create_stand_in
 
 DEFAULT_PORT = 8000
 STAND_IN_PORT = 8010
-PROCESSORS: dict[str, Callable[[Settings], Awaitable[None]]] = {
-    "delay": delay,
-    "fetcher": fetcher,
-    "projection": projection,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=port)
-    for name in PROCESSORS:
-        commands.add_parser(name, help=f"the {name} processor alone (scale out by group)")
+    for component in COMPONENTS.values():
+        commands.add_parser(
+            component.name,
+            help=f"the {component.name} alone: {component.help} (scale out by group)",
+        )
     replay_command = commands.add_parser(
         "replay", help="rebuild the read models from offset 0 of the log and swap them in"
     )
@@ -68,7 +63,7 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return await _serve(args, settings)
     if args.command == "replay":
         return await _replay(settings, verify=args.verify)
-    await PROCESSORS[args.command](settings)
+    await COMPONENTS[args.command].run(settings)
     return 0
 
 

@@ -17,18 +17,16 @@ from typing import Any
 from pydantic import SecretStr
 
 from api.app import create_app
-from jobline.archive import ArchiveMismatch, LogArchive
 from jobline.children import Child, broker, store
+from jobline.components import COMPONENTS, groups
 from jobline.serving import AppServer, free_port
-from jobline.standin import StandIn
-from jobline.standin import create_app as create_stand_in
-from processors.delay.shell import run as run_delay
-from processors.fetcher.shell import run as run_fetcher
-from projections.jobs.runner import run as run_projection
 from runtime.aio import cancel_all
-from runtime.log import ensure_topics
+from runtime.archive import ArchiveMismatch, LogArchive
+from runtime.eventlog import ensure_topics
 from runtime.settings import Settings
 from runtime.store import database, open_store
+from standin import StandIn
+from standin import create_app as create_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +53,8 @@ async def run_all(settings: Settings, host: str, port: int) -> int:
         api = AppServer(create_app(settings, archive), host, port)
         batched = archive.batched() if archive is not None else None
         tasks = [
-            asyncio.create_task(component(settings, batched), name=component.__module__)
-            for component in (run_projection, run_delay, run_fetcher)
+            asyncio.create_task(component.run(settings, batched), name=component.name)
+            for component in COMPONENTS.values()
         ]
         stack.push_async_callback(cancel_all, *tasks)
         await api.start()
@@ -107,7 +105,7 @@ async def _archive(
     await ensure_topics(settings)
     client = open_store(settings)
     stack.push_async_callback(client.close)
-    archive = LogArchive(settings, database(client, settings))
+    archive = LogArchive(settings, database(client, settings), groups(settings))
     restored = await archive.restore()
     if restored:
         log.info("restored %s records into the embedded broker", restored)

@@ -15,7 +15,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pymongo.errors import PyMongoError
 
 from runtime.aio import cancel_all, raise_if_cancelled, shielded
-from runtime.log import DeadLetters, Durability, is_gap, start_client
+from runtime.eventlog import DeadLetters, Durability, is_gap, start_client
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 

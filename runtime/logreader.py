@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from runtime.aio import shielded
-from runtime.log import start_client
+from runtime.eventlog import start_client
 from runtime.settings import Settings
 
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from runtime.aio import shielded
 from runtime.consuming import ProcessorLoop
-from runtime.log import (
+from runtime.eventlog import (
     DeadLetters,
     Durability,
     KafkaEventPublisher,

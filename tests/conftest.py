@@ -22,14 +22,12 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from jobline.children import Child, broker, store
+from jobline.components import COMPONENTS
 from jobline.serving import AppServer, free_port
-from jobline.standin import StandIn
-from jobline.standin import create_app as create_stand_in
-from processors.delay.shell import run as run_delay
-from processors.fetcher.shell import run as run_fetcher
-from projections.jobs.runner import run as run_projection
-from runtime.log import Durability
+from runtime.eventlog import Durability
 from runtime.settings import Settings
+from standin import StandIn
+from standin import create_app as create_stand_in
 from tests.clients import api_client
 from tests.proxy import TcpProxy
 
@@ -108,9 +106,6 @@ def settings(kafka: str, mongo: str, stand_in: StandInServer, tmp_path: Path) ->
     )
 
 
-COMPONENTS = {"delay": run_delay, "fetcher": run_fetcher, "projection": run_projection}
-
-
 @dataclass
 class System:
     """The API (over real HTTP on loopback) and the processors, as tasks of the test's loop."""
@@ -125,7 +120,7 @@ class System:
         return f"http://127.0.0.1:{self.api.port}"
 
     def start(self, name: str) -> None:
-        self.tasks[name] = asyncio.create_task(COMPONENTS[name](self.settings), name=name)
+        self.tasks[name] = asyncio.create_task(COMPONENTS[name].run(self.settings), name=name)
 
     async def stop(self, name: str) -> None:
         task = self.tasks.pop(name)

@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from processors.delay.core import is_due, job_due, seconds_until_due
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
-from runtime.log import Durability, EventPublisher
+from runtime.eventlog import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -134,8 +134,8 @@ def _requested(item: Consumed) -> JobRequested:
     return item.event
 
 
-async def run(settings: Settings, durability: Durability | None = None) -> None:
-    """The delay processor, until cancelled."""
-    async with processor_kit(settings, "delay", durability) as kit:
+async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
+    """The delay processor, until cancelled, as consumer group `<prefix>.<name>`."""
+    async with processor_kit(settings, name, durability) as kit:
         handler = DelayHandler(kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up)
         await run_together(kit.loop.run(handler), handler.run_timers())

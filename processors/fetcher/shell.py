@@ -18,8 +18,8 @@ from processors.fetcher.unsplash import Unsplash
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
+from runtime.eventlog import Durability, EventPublisher
 from runtime.groupcommit import GroupCommit
-from runtime.log import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -150,10 +150,8 @@ class Claimed:
     fields: dict[str, object]
 
 
-async def run(
-    settings: Settings, durability: Durability | None = None, *, name: str = "fetcher"
-) -> None:
-    """The fetcher, until cancelled; `name` picks its consumer group (`<prefix>.<name>`)."""
+async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
+    """The fetcher, until cancelled, as consumer group `<prefix>.<name>`."""
     client = open_store(settings)
     unsplash = Unsplash(settings)
     try:

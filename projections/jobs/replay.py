@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pymongo.asynchronous.collection import AsyncCollection
 
 from projections.jobs.store import MongoJobViews, is_counts
-from runtime.log import is_gap
+from runtime.eventlog import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document, database, open_store

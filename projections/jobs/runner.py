@@ -8,7 +8,7 @@ from projections.jobs.replay import replay
 from projections.jobs.store import SHAPE, MongoJobViews
 from runtime.backoff import Retry
 from runtime.consuming import Consumed
-from runtime.log import Durability
+from runtime.eventlog import Durability
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -38,14 +38,15 @@ class ProjectionHandler:
         """Nothing pending: every batch is written before the next is fetched."""
 
 
-async def run(settings: Settings, durability: Durability | None = None) -> None:
-    """The jobs projection, until cancelled (it appends only dead letters)."""
+async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
+    """The jobs projection, until cancelled, as consumer group `<prefix>.<name>` (it appends
+    only dead letters)."""
     client = open_store(settings)
     try:
         views = MongoJobViews(database(client, settings)["jobs"])
         if await views.prepare():
             await rebuild_stale(settings)
-        async with processor_kit(settings, "projection", durability) as kit:
+        async with processor_kit(settings, name, durability) as kit:
             await kit.loop.run(ProjectionHandler(views, kit.tracker, kit.topic))
     finally:
         await client.close()

@@ -7,9 +7,10 @@ from typing import Any
 from bson import Binary
 from pymongo import AsyncMongoClient
 
-from jobline.archive import RECORDS, LogArchive
+from jobline.components import groups
+from runtime.archive import RECORDS, LogArchive
 from runtime.clock import utc_now
-from runtime.log import ensure_topics, is_gap
+from runtime.eventlog import ensure_topics, is_gap
 from runtime.settings import Settings
 from runtime.store import database, open_store
 from schema import encode, headers_for
@@ -45,7 +46,9 @@ async def test_a_restore_keeps_offsets_across_a_record_nobody_archived(
     try:
         await database(client, settings)[RECORDS].insert_many(docs)
         await ensure_topics(settings)
-        restored = await LogArchive(settings, database(client, settings)).restore()
+        restored = await LogArchive(
+            settings, database(client, settings), groups(settings)
+        ).restore()
     finally:
         await client.close()
 

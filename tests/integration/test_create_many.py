@@ -15,7 +15,7 @@ CREATE_JOBS = "mutation($n: Int!, $key: String) { createJobs(count: $n, idempote
 
 
 def _intake(system: System) -> JobService:
-    service: JobService = system.api.app.state.jobs  # type: ignore[attr-defined]
+    service: JobService = system.api.app.services.jobs
     return service
 
 

@@ -23,6 +23,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from jobline.children import store
+from jobline.components import COMPONENTS
 from jobline.serving import free_port
 from projections.jobs.replay import replay
 from runtime.settings import Settings
@@ -36,7 +37,7 @@ from tests.readmodel import counts_and_recount
 JOBS = 2000
 LOAD_SECONDS = 20.0
 KILLS_PER_COMPONENT = 4
-COMPONENTS = ("api", "delay", "fetcher", "projection")
+PROCESSES = ("api", *COMPONENTS)  # each runs as its own `jobline <name>` process
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ async def cluster(settings: Settings, fresh_store: str, tmp_path: Path) -> Async
         }.items()
     }
     running = Cluster(configured, env, tmp_path, free_port())
-    for name in COMPONENTS:
+    for name in PROCESSES:
         running.start(name)
     try:
         yield running
@@ -149,7 +150,7 @@ async def _create_all(cluster: Cluster, acknowledged: dict[str, str]) -> None:
 
 
 async def _kill_at_random(cluster: Cluster, rng: random.Random) -> None:
-    schedule = [name for name in COMPONENTS for _ in range(KILLS_PER_COMPONENT)]
+    schedule = [name for name in PROCESSES for _ in range(KILLS_PER_COMPONENT)]
     rng.shuffle(schedule)
     for name in schedule:
         await asyncio.sleep(rng.uniform(0.3, 1.6))
@@ -224,7 +225,7 @@ async def test_sigkill_every_component_repeatedly_loses_and_doubles_nothing(
     artifacts = ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "fault-report.json").write_text(json.dumps(report, indent=2) + "\n")
-    assert min(cluster.kills[name] for name in COMPONENTS) >= KILLS_PER_COMPONENT
+    assert min(cluster.kills[name] for name in PROCESSES) >= KILLS_PER_COMPONENT
     assert lost == []
     assert doubled_jobs == []
     assert doubled_outcomes == []

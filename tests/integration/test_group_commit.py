@@ -12,7 +12,8 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from api.service import JobService
-from jobline.archive import RECORDS, LogArchive
+from jobline.components import groups
+from runtime.archive import RECORDS, LogArchive
 from runtime.settings import Settings
 from runtime.store import database, open_store
 from schema import JobRequested, decode
@@ -48,7 +49,7 @@ async def test_hundreds_of_concurrent_creations_give_one_job_per_request_or_key(
     created = set(unkeyed) | {i for ids in by_key.values() for i in ids}
     assert len(created) == CONCURRENT // 2 + 50
 
-    service: JobService = system.api.app.state.jobs  # type: ignore[attr-defined]
+    service: JobService = system.api.app.services.jobs
     assert service.intake.batches < CONCURRENT, "no two creations were committed together"
     appended = Counter(
         e.job_id for e in await read_events(system.settings) if isinstance(e, JobRequested)
@@ -63,7 +64,9 @@ async def test_a_broker_cut_fails_the_creations_in_flight_and_loses_no_acknowled
     proxied_broker: TcpProxy, make_system: SystemFactory, settings: Settings
 ) -> None:
     client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
-    archive = LogArchive(settings, database(client, settings))  # the API's durability
+    archive = LogArchive(
+        settings, database(client, settings), groups(settings)
+    )  # the API's durability
     system = await make_system(
         durability=archive,
         kafka_bootstrap_servers=f"127.0.0.1:{proxied_broker.port}",
@@ -74,7 +77,7 @@ async def test_a_broker_cut_fails_the_creations_in_flight_and_loses_no_acknowled
     try:
         await system.create()  # connected and warm
         burst = asyncio.create_task(_post_all(system.base_url, [{}] * CONCURRENT))
-        service: JobService = system.api.app.state.jobs  # type: ignore[attr-defined]
+        service: JobService = system.api.app.services.jobs
         await eventually(lambda: service.intake.committed >= 50, "50 creations committed")
         await proxied_broker.cut()
         responses = await burst

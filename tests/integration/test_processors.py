@@ -13,14 +13,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from jobline.components import COMPONENTS
 from processors.fetcher.shell import FetchHandler
 from processors.fetcher.shell import run as run_fetcher
 from processors.fetcher.unsplash import Unsplash
-from projections.jobs.runner import run as run_projection
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed
-from runtime.log import Appended, KafkaEventPublisher, ensure_topics, start_producer
+from runtime.eventlog import Appended, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.offsets import OffsetTracker
 from runtime.settings import Settings
 from runtime.store import database, open_store
@@ -221,7 +221,7 @@ async def test_processors_act_only_on_records_the_gate_lets_through(settings: Se
         await producer.stop()
     client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
     jobs = database(client, settings)["jobs"]
-    task = asyncio.create_task(run_projection(settings, Gate()))
+    task = asyncio.create_task(COMPONENTS["projection"].run(settings, Gate()))
     try:
         await eventually(lambda: bool(asked), "the projection fetches the record")
         assert asked[-1][0] == settings.topics.jobs

@@ -14,11 +14,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from jobline.components import COMPONENTS
 from projections.jobs.replay import replay
-from projections.jobs.runner import run as run_projection
 from projections.jobs.store import SHAPE, SHAPES, MongoJobViews
 from runtime.clock import utc_now
-from runtime.log import KafkaEventPublisher, ensure_topics, start_producer
+from runtime.eventlog import KafkaEventPublisher, ensure_topics, start_producer
 from runtime.settings import Settings
 from runtime.store import database
 from tests.conftest import StandInServer, System
@@ -210,7 +210,7 @@ async def _project_until(settings: Settings, job_id: str, version: int) -> None:
     """Run the projection until the job's view reaches `version`, then stop it (it commits
     what it applied as it stops)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri)
-    task = asyncio.create_task(run_projection(settings))
+    task = asyncio.create_task(COMPONENTS["projection"].run(settings))
     try:
         async with asyncio.timeout(60):
             while True:

@@ -6,8 +6,8 @@ import blurhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobline.standin.blurhash import encode
-from jobline.standin.images import blur_hash_for, dish_for, sample
+from standin.blurhash import encode
+from standin.images import blur_hash_for, dish_for, sample
 
 channel = st.integers(0, 255)
 pixel = st.tuples(channel, channel, channel)

@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from jobline.cli import main
+from jobline.components import COMPONENTS
 from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-JOBLINE = ("api", "delay", "fetcher", "projection")
+JOBLINE = ("api", *COMPONENTS)  # the API and every component of the registry
 
 
 def test_the_stack_has_the_log_the_store_and_every_component() -> None:
@@ -51,5 +52,5 @@ def test_the_image_runs_the_jobline_command_as_a_non_root_user() -> None:
     assert 'ENTRYPOINT ["jobline"]' in dockerfile
     assert "USER jobline" in dockerfile
     assert "scripts/fetch_graphiql_assets.py" in dockerfile
-    for package in ("schema", "runtime", "processors", "projections", "api", "jobline"):
+    for package in ("schema", "runtime", "processors", "projections", "api", "standin", "jobline"):
         assert f"COPY {package} {package}" in dockerfile

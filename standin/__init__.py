@@ -1,5 +1,5 @@
 """A local stand-in for Unsplash's random-photo API, for offline runs and tests."""
 
-from jobline.standin.app import StandIn, create_app
+from standin.app import StandIn, create_app
 
 __all__ = ["StandIn", "create_app"]

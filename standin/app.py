@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from jobline.standin.images import (
+from standin.images import (
     blur_hash_for,
     dish_for,
     known_blur_hash,

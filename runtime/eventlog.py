@@ -22,7 +22,7 @@ from schema.topics import FOREVER
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
 #: Header of a placeholder record: `jobline run` restores the embedded broker's log with one
-#: where its archive lacks an offset (jobline/archive.py). It carries nothing; skip it.
+#: where its archive lacks an offset (runtime/archive.py). It carries nothing; skip it.
 GAP_HEADER = "jobline-archive-gap"
 
 
@@ -141,7 +141,7 @@ class Appended:
 
 class Durability(Protocol):
     """What makes the log durable where the broker alone does not (the embedded broker keeps
-    its log in memory; `jobline run` archives it in the store: jobline/archive.py)."""
+    its log in memory; `jobline run` archives it in the store: runtime/archive.py)."""
 
     async def appended(self, records: Sequence[Appended]) -> None:
         """Make these acknowledged records durable; return once they are (or raise)."""

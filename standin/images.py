@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from jobline.standin.blurhash import encode
+from standin.blurhash import encode
 
 WIDTH, HEIGHT = 400, 300
 SAMPLE_STEP = 10  # one sample per 10x10 square: a 40x30 grid

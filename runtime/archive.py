@@ -28,7 +28,7 @@ from pymongo.errors import PyMongoError
 
 from runtime.aio import shielded
 from runtime.backoff import ChunkSize, Retry, write_chunked
-from runtime.log import GAP_HEADER, Appended, Durability, start_client
+from runtime.eventlog import GAP_HEADER, Appended, Durability, start_client
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document, insert_new
@@ -36,7 +36,6 @@ from runtime.store import Document, insert_new
 log = logging.getLogger(__name__)
 RECORDS, GROUPS = "log_archive", "log_archive_groups"
 GROUP_SNAPSHOT_S = 0.5
-COMPONENTS = ("delay", "fetcher", "projection")
 ARCHIVE_DOCS = 1000  # most records per archive write
 
 
@@ -75,8 +74,13 @@ class ArchivedOffsets:
 
 
 class LogArchive:
-    def __init__(self, settings: Settings, db: AsyncDatabase[Document]) -> None:
+    """`groups`: the consumer groups whose committed offsets are kept with the log."""
+
+    def __init__(
+        self, settings: Settings, db: AsyncDatabase[Document], groups: Sequence[str]
+    ) -> None:
         self._settings = settings
+        self._group_names = list(groups)
         self._records = db[RECORDS]
         self._groups = db[GROUPS]
         self._topics = (settings.topics.jobs, settings.topics.dead_letters)
@@ -87,7 +91,7 @@ class LogArchive:
 
     @property
     def groups(self) -> list[str]:
-        return [f"{self._settings.topic_prefix}.{name}" for name in COMPONENTS]
+        return self._group_names
 
     async def archived_ends(self) -> dict[tuple[str, int], int]:
         """The next offset to archive, per topic partition: one past the last archived."""

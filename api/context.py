@@ -1,0 +1,60 @@
+"""What a request reaches: the services the app's lifespan opens, typed, for both faces.
+
+REST routes take them as a FastAPI dependency (`ServicesDep`); GraphQL resolvers find them
+on a typed context (`info.context.services`), made by the same dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info
+
+from api.counts import LiveCounts
+from api.feed import JobFeed
+from api.service import JobService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    jobs: JobService
+    feed: JobFeed
+    counts: LiveCounts
+
+
+class JoblineApp(FastAPI):
+    """The app, holding its services while its lifespan runs (None before and after)."""
+
+    services: Services | None = None
+
+
+class ServicesUnavailable(RuntimeError):
+    pass
+
+
+def services(connection: HTTPConnection) -> Services:
+    app: JoblineApp = connection.app
+    if app.services is None:
+        raise ServicesUnavailable("the app is not running")
+    return app.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+class Context(BaseContext):
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+
+async def graphql_context(found: ServicesDep) -> Context:
+    return Context(found)
+
+
+#: What GraphQL resolvers are given.
+GraphQLInfo = Info[Context, Any]
