@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.log import is_gap
+from runtime.eventlog import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from schema import Event, decode
