@@ -1,4 +1,9 @@
-"""Progress of a long run: a bar on a terminal, plain lines (at most one a second) otherwise."""
+"""Progress of a long run: a bar on a terminal, plain lines (at most one a second) otherwise.
+
+Not tqdm: off a terminal tqdm either redraws its bar with carriage returns (one endless line
+in a log file) or, with `disable=None`, says nothing; a replay run by a supervisor should
+leave readable lines in its log.
+"""
 
 from __future__ import annotations
 

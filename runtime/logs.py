@@ -1,33 +1,25 @@
-"""Structured logs: one JSON object a line, with the fields a processor passes in `extra`."""
+"""Structured logs: one JSON object a line (python-json-logger), with the fields a processor
+passes in `extra`: {"level", "logger", "msg", ..., "exc" (a traceback), "ts" (UTC, ISO 8601)}."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import UTC, datetime
-from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+from pythonjsonlogger.json import JsonFormatter
+
+FIELDS = {"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+def formatter() -> logging.Formatter:
+    return JsonFormatter(
+        "{levelname}{name}{message}", style="{", rename_fields=FIELDS, timestamp="ts"
+    )
 
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

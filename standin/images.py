@@ -4,7 +4,7 @@ A picture is a list of flat shapes. The same shapes are drawn as SVG and sampled
 grid for the picture's BlurHash, so the placeholder a page paints while the image loads looks
 like the image, as Unsplash's do. Photo ids are random, but each shows one picture of a fixed
 catalogue: a BlurHash costs ~30 ms of pure Python, so it is computed once per picture and
-process, never once per photo.
+process, never once per photo. The encoder is PyPI's `blurhash`, the reference algorithm.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from standin.blurhash import encode
+import blurhash
 
 WIDTH, HEIGHT = 400, 300
 SAMPLE_STEP = 10  # one sample per 10x10 square: a 40x30 grid
@@ -221,7 +221,8 @@ def blur_hash_for(seed: str) -> str:
     per seed (CPU-bound: call it off the event loop unless `known_blur_hash` has it)."""
     known = _blur_hashes.get(seed)
     if known is None:
-        known = _blur_hashes[seed] = encode(sample(seed), components_x=4, components_y=3)
+        hashed: str = blurhash.encode(sample(seed), components_x=4, components_y=3)
+        known = _blur_hashes[seed] = hashed
     return known
 
 
