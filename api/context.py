@@ -36,7 +36,9 @@ class ServicesUnavailable(RuntimeError):
     pass
 
 
-def services(connection: HTTPConnection) -> Services:
+async def services(connection: HTTPConnection) -> Services:
+    """(A coroutine: FastAPI runs a plain function dependency in a worker thread, a hop per
+    request that costs more than the lookup.)"""
     app: JoblineApp = connection.app
     if app.services is None:
         raise ServicesUnavailable("the app is not running")
