@@ -18,8 +18,9 @@ from strawberry.extensions.max_aliases import create_validator as aliases_at_mos
 from strawberry.extensions.query_depth_limiter import create_validator as depth_at_most
 
 from api.context import GraphQLInfo
+from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
 from api.feed import SubscriberTooSlow
-from api.service import MAX_CREATE, InvalidRequest
+from api.service import MAX_CREATE
 from api.types import GraphQLCounts, GraphQLJob, graphql_counts
 from projections.jobs.store import InvalidCursor, encode_cursor
 from projections.jobs.view import JobStatus, JobView
@@ -51,14 +52,63 @@ class JobConnection:
     page_info: PageInfo
 
 
-@strawberry.type
+@strawberry.interface(description="Why a mutation did not do what it was asked.")
+class MutationError:
+    message: str
+
+
+@strawberry.type(description="The input is wrong (a count out of range, a malformed key).")
+class InvalidInputError(MutationError):
+    pass
+
+
+@strawberry.type(description="No job has this id.")
+class NotFoundError(MutationError):
+    id: strawberry.ID
+
+
+@strawberry.type(description="The job's state does not allow this.")
+class WrongStateError(MutationError):
+    status: JobStatus
+
+
+@strawberry.type(description="The idempotency key was used for a different request.")
+class ConflictError(MutationError):
+    pass
+
+
+def mutation_error(error: CallerError) -> MutationError:
+    """The typed GraphQL form of what REST says with a status code."""
+    if isinstance(error, NotFound):
+        return NotFoundError(message=str(error), id=strawberry.ID(error.job_id))
+    if isinstance(error, WrongState):
+        return WrongStateError(message=str(error), status=JobStatus(error.status))
+    if isinstance(error, Conflict):
+        return ConflictError(message=str(error))
+    if isinstance(error, InvalidInput):
+        return InvalidInputError(message=str(error))
+    raise TypeError(f"no GraphQL error for {type(error).__name__}")
+
+
+ERROR_TYPES = [InvalidInputError, NotFoundError, WrongStateError, ConflictError]
+
+
+@strawberry.type(description="The job created, or (with no job) why not.")
 class CreateJobPayload:
-    job: Job
+    job: Job | None = None
+    errors: list[MutationError] = strawberry.field(default_factory=list)
 
 
-@strawberry.type
+@strawberry.type(description="The jobs created, in creation order, or (with none) why not.")
 class CreateJobsPayload:
-    jobs: list[Job] = strawberry.field(description="The jobs created, in creation order.")
+    jobs: list[Job] = strawberry.field(default_factory=list)
+    errors: list[MutationError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="The job, cancelled, or (with no job) why not.")
+class CancelJobPayload:
+    job: Job | None = None
+    errors: list[MutationError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
@@ -95,7 +145,10 @@ class Mutation:
     async def create_job(
         self, info: GraphQLInfo, idempotency_key: str | None = None
     ) -> CreateJobPayload:
-        return CreateJobPayload(job=await info.context.services.jobs.create(idempotency_key))
+        try:
+            return CreateJobPayload(job=await info.context.services.jobs.create(idempotency_key))
+        except CallerError as error:
+            return CreateJobPayload(errors=[mutation_error(error)])
 
     @strawberry.mutation(
         description=f"Create `count` jobs (1 to {MAX_CREATE}) appended in one batch; retries "
@@ -104,10 +157,23 @@ class Mutation:
     async def create_jobs(
         self, info: GraphQLInfo, count: int, idempotency_key: str | None = None
     ) -> CreateJobsPayload:
-        views = await info.context.services.jobs.create_many(
-            count, idempotency_key, {"count": count}
-        )
+        try:
+            views = await info.context.services.jobs.create_many(
+                count, idempotency_key, {"count": count}
+            )
+        except CallerError as error:
+            return CreateJobsPayload(errors=[mutation_error(error)])
         return CreateJobsPayload(jobs=views)
+
+    @strawberry.mutation(
+        description="Cancel a pending job (no photo is fetched). If its JobDue is on the log "
+        "first, the cancel loses and the job goes on: its status says what the log decided."
+    )
+    async def cancel_job(self, info: GraphQLInfo, id: strawberry.ID) -> CancelJobPayload:
+        try:
+            return CancelJobPayload(job=await info.context.services.jobs.cancel(str(id)))
+        except CallerError as error:
+            return CancelJobPayload(errors=[mutation_error(error)])
 
 
 @strawberry.type
@@ -136,7 +202,7 @@ class Subscription:
 
 
 # Said to the caller as they are; everything else is masked. `Saturated` says to retry.
-_CALLER_ERRORS = (InvalidRequest, InvalidCursor, SubscriberTooSlow, Saturated)
+_CALLER_ERRORS = (CallerError, InvalidCursor, SubscriberTooSlow, Saturated)
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -156,6 +222,7 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
+    types=ERROR_TYPES,
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=1000),
         lambda: AddValidationRules(LIMITS),

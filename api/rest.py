@@ -72,6 +72,22 @@ async def list_jobs(
     return JobPage(items=[job_out(v) for v in views], next_cursor=next_cursor)
 
 
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        404: {"description": "No such job"},
+        409: {"description": "The job is not pending (resolved, failed or cancelled)"},
+    },
+)
+async def cancel_job(found: ServicesDep, job_id: str) -> BaseModel:
+    """Cancel a pending job: no photo is fetched for it. If its time came first (its JobDue is
+    on the log before the cancel), the cancel loses and the job goes on: the log decides, and
+    the job's status says what it decided."""
+    return job_out(await found.jobs.cancel(job_id), history=True)
+
+
 @router.get(
     "/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}}
 )

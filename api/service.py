@@ -7,22 +7,29 @@ import hashlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from api.board import Board
 from api.commands import pick_delay, request_job
+from api.errors import Conflict, InvalidInput, NotFound, WrongState
 from api.numbering import SeqLease
-from projections.jobs.store import MongoJobViews, decode_cursor, encode_cursor, encode_position
-from projections.jobs.view import STATUSES, JobView, evolve
+from projections.jobs.store import (
+    InvalidCursor,
+    MongoJobViews,
+    decode_cursor,
+    encode_cursor,
+    encode_position,
+)
+from projections.jobs.view import STATUSES, JobStatus, JobView, evolve
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.eventlog import Durability, EventPublisher
 from runtime.groupcommit import GroupCommit
 from runtime.settings import Settings
-from schema import JobRequested
+from schema import Event, JobCancelled, JobRequested, derived_event_id
 
 MAX_PAGE = 100
 MAX_KEY_LENGTH = 200
@@ -34,11 +41,7 @@ MAX_QUEUED = 1000
 MAX_CREATE = 100
 
 
-class InvalidRequest(ValueError):
-    """The caller's request is wrong; the message says how."""
-
-
-class IdempotencyConflict(InvalidRequest):
+class IdempotencyConflict(Conflict):
     """An idempotency key reused for a different request."""
 
 
@@ -117,7 +120,7 @@ class JobService:
         """Create `count` jobs (1 to MAX_CREATE), appended in one batch; as `create`, one
         key makes every retry of the request get the same jobs."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CREATE:
-            raise InvalidRequest(f"count must be a whole number from 1 to {MAX_CREATE}")
+            raise InvalidInput(f"count must be a whole number from 1 to {MAX_CREATE}")
         if idempotency_key is not None:
             _check_key(idempotency_key)
         s = self._settings
@@ -202,18 +205,47 @@ class JobService:
             replace(r, events=tuple(replace(e, seq=next(seqs)) for e in r.events)) for r in batch
         ]
 
-    async def _append(self, events: list[JobRequested]) -> dict[str, JobView]:
-        """Append the events and make them durable; the new jobs' first views."""
+    async def cancel(self, job_id: str) -> JobView:
+        """Cancel a pending job: a JobCancelled for the version after the pending state read.
+
+        The log decides a race with the job's JobDue: whichever is appended first wins, and
+        the read model, the page and a replay all say so. The answer is the job as it is once
+        the cancel applies; the read model follows the log (the API does not write the view
+        itself, which would put the cancel before a JobDue that the log has first). A second
+        cancel before the first is projected appends a copy (same id, same version)."""
+        view = await self.get(job_id)
+        if view is None:
+            raise NotFound(job_id)
+        if view.status is not JobStatus.PENDING:
+            raise WrongState(
+                f"job {job_id!r} is {view.status}: only a pending job can be cancelled",
+                view.status,
+            )
+        version = view.version + 1
+        event = JobCancelled(
+            event_id=derived_event_id(job_id, f"cancel@{version}"),
+            job_id=job_id,
+            version=version,
+            occurred_at=self._now(),
+        )
+        await self._publish([event])
+        return evolve(view, event)
+
+    async def _publish(self, events: Sequence[Event]) -> None:
+        """Append the events; return once they are durable."""
         # Bounded: while the broker is away the callers get a 503 and retry (with their
         # Idempotency-Key, to be sure of one job), instead of waiting on a hung request.
         async with asyncio.timeout(self._settings.kafka_publish_timeout_s):
             appended = await self._publisher.publish(events)
-        # The log's durability (the archive, under `jobline run`) first, then the new jobs'
-        # views, so a creator can read its job at once (read-your-writes). Not the two at
-        # once: a view written beside an archive write that fails would show a job whose
-        # record a restart can lose.
-        if self._durability is not None:
+        if self._durability is not None:  # the archive, under `jobline run`
             await self._durability.appended(appended)
+
+    async def _append(self, events: list[JobRequested]) -> dict[str, JobView]:
+        """Append the events and make them durable; the new jobs' first views."""
+        # The log's durability first, then the new jobs' views, so a creator can read its
+        # job at once (read-your-writes). Not the two at once: a view written beside an
+        # archive write that fails would show a job whose record a restart can lose.
+        await self._publish(events)
         await self._views.insert_created(events)
         created = {e.job_id: evolve(None, e) for e in events}
         for view in created.values():
@@ -234,10 +266,13 @@ class JobService:
     ) -> tuple[list[JobView], str | None]:
         """Up to `limit` jobs, newest first, after `cursor`, and the next page's cursor."""
         if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         if status is not None and status not in STATUSES:
-            raise InvalidRequest(f"unknown status {status!r}")
-        after = decode_cursor(cursor) if cursor is not None else None
+            raise InvalidInput(f"unknown status {status!r}")
+        try:
+            after = decode_cursor(cursor) if cursor is not None else None
+        except InvalidCursor as error:
+            raise InvalidInput(str(error)) from None
         scan = self._board.scan(limit + 1, after, status)
         if scan is None:
             return await self._views.page(limit, cursor, status)
@@ -253,4 +288,4 @@ class JobService:
 
 def _check_key(key: str) -> None:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidRequest(f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters")
+        raise InvalidInput(f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters")

@@ -168,7 +168,15 @@ class JobFailed(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobCancelled(Event):
+    """A user cancelled the pending job: a terminal state. Emitted for the version after the
+    pending state it saw; if a JobDue took that version first on the log, the cancel lost."""
+
+    TYPE: ClassVar[str] = "JobCancelled"
+
+
 #: Every event type, by its record `type`.
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (JobRequested, JobDue, JobResolved, JobFailed)
+    cls.TYPE: cls for cls in (JobRequested, JobDue, JobResolved, JobFailed, JobCancelled)
 }

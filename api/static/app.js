@@ -4,7 +4,7 @@
 import { config, countdown, credit, el, photoFrame, seconds, waitBar, waited } from "./dom.js";
 import { detailView } from "./detail.js";
 
-const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2 };
+const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2, cancelled: 2 };
 const PING_EVERY_MS = 10000;
 const PONG_TIMEOUT_MS = 5000;
 const JOB_FIELDS = `id status seq createdAt dueAt updatedAt error
@@ -248,7 +248,7 @@ function live(attempt = 0) {
       ws.send(JSON.stringify({ id: "jobs", type: "subscribe",
         payload: { query: `subscription { jobUpdates { ${JOB_FIELDS} } }` } }));
       ws.send(JSON.stringify({ id: "counts", type: "subscribe",
-        payload: { query: "subscription { jobCounts { pending processing resolved failed } }" } }));
+        payload: { query: "subscription { jobCounts { pending processing resolved failed cancelled } }" } }));
       pinger = setInterval(() => {
         ws.send(JSON.stringify({ type: "ping" }));
         pongDue = setTimeout(() => ws.close(), PONG_TIMEOUT_MS);

@@ -4,9 +4,9 @@ A JobRequested record stays held (its offset uncommitted) until its JobDue is ac
 the broker, so after a crash the group resumes at the oldest unfired timer and re-arms every
 timer from there: none is lost, and none fires early because `due_at` is in the event.
 A timer is cancelled when its job's JobDue is read back from the log (after a restart, the
-JobDue another instance already emitted), and timers only fire on partitions whose backlog has
-been read, so restarts rarely emit a JobDue twice; when they do, it carries the same event id
-and every consumer treats it as the redelivery it is.
+JobDue another instance already emitted) or its job's JobCancelled is, and timers only fire
+on partitions whose backlog has been read, so restarts rarely emit a JobDue twice; when they
+do, it carries the same event id and every consumer treats it as the redelivery it is.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from runtime.eventlog import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
-from schema import JobDue, JobRequested
+from schema import JobCancelled, JobDue, JobRequested
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 1.0
@@ -68,6 +68,12 @@ class DelayHandler:
             armed = self._pending.pop(event.job_id, None)
             if armed is not None:
                 self._tracker.release(armed.partition, armed.offset)
+        if isinstance(event, JobCancelled):  # the timer's pending state was cancelled
+            armed = self._pending.get(event.job_id)
+            if armed is not None and armed.event.version < event.version:
+                del self._pending[event.job_id]
+                self._tracker.release(armed.partition, armed.offset)
+                log.info("timer dropped: job cancelled", extra=item.log_fields(self._topic))
         self._tracker.release(item.partition, item.offset)
 
     def revoked(self, partitions: set[int]) -> None:

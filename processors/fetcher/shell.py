@@ -24,7 +24,7 @@ from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
 from runtime.store import database, open_store
-from schema import Event, JobDue
+from schema import Event, JobCancelled, JobDue
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
@@ -68,24 +68,52 @@ class FetchHandler:
         self._slots = asyncio.Semaphore(concurrency)  # requests to Unsplash at once
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
         self.commits: GroupCommit[Claimed, None] = GroupCommit(
             self._commit, max_batch=MAX_BATCH, max_queued=max_in_flight
         )
 
     async def handle(self, batch: list[Consumed]) -> None:
-        due = []
+        """Fetch each due job's photo, unless a cancel took the JobDue's version first.
+
+        The log decides a race between a JobDue and a JobCancelled of the same version: the
+        one appended first wins (the read model's fold says the same). A JobCancelled read
+        before its JobDue claims that version, durably, before the JobDue is looked at, so
+        the JobDue costs no Unsplash call, even after a restart; a JobCancelled read after
+        the JobDue it lost to (one being fetched, or earlier in this batch) claims nothing."""
+        due: list[Consumed] = []
+        cancels: list[Consumed] = []
+        seen = set(self._fetching)
         for item in batch:
-            if isinstance(item.event, JobDue):
+            event = item.event
+            if isinstance(event, JobDue):
                 due.append(item)
+                seen.add((event.job_id, event.version))
+            elif isinstance(event, JobCancelled) and (event.job_id, event.version) not in seen:
+                cancels.append(item)
             else:
+                self._tracker.release(item.partition, item.offset)
+        if cancels:
+            slots = [
+                (version_slot(c.event.job_id, c.event.version), c.event, None) for c in cancels
+            ]
+            await self._retrying(lambda: self._outcomes.claim_many(slots), cancels[0])
+            for item in cancels:
                 self._tracker.release(item.partition, item.offset)
         if not due:
             return
-        claimed = await self._retrying(
-            lambda: self._outcomes.find_many([i.event.job_id for i in due]), due[0]
-        )
+        keys = [i.event.job_id for i in due] + [
+            version_slot(i.event.job_id, i.event.version) for i in due
+        ]
+        claimed = await self._retrying(lambda: self._outcomes.find_many(keys), due[0])
         for item in due:
+            slot = claimed.get(version_slot(item.event.job_id, item.event.version))
+            if slot is not None and isinstance(slot.event, JobCancelled):
+                log.info("cancelled before due: no fetch", extra=item.log_fields(self._topic))
+                self._tracker.release(item.partition, item.offset)
+                continue
             await self._in_flight.acquire()
+            self._fetching.add((item.event.job_id, item.event.version))
             task = asyncio.create_task(self._settle(item, claimed.get(item.event.job_id)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -118,6 +146,7 @@ class FetchHandler:
             await self._retrying(lambda: self.commits.submit(claimed), item)
             self._tracker.release(item.partition, item.offset)
         finally:
+            self._fetching.discard((job_id, due.version))
             self._in_flight.release()
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], item: Consumed) -> T:
@@ -139,6 +168,11 @@ class FetchHandler:
             event = claims[c.job_id].event
             log.info("job %s", event.TYPE, extra={**c.fields, "outcome": event.TYPE})
         return [None] * len(batch)
+
+
+def version_slot(job_id: str, version: int) -> str:
+    """The claim of a job's version by the first of its rival events the fetcher reads."""
+    return f"{job_id}@v{version}"
 
 
 @dataclass(frozen=True, slots=True)

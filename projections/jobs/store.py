@@ -55,7 +55,7 @@ FIRST_WINDOW_FILTERED = 4  # a status-filtered page starts with a window of 4 pa
 
 
 class InvalidCursor(ValueError):
-    pass
+    """A cursor this API did not issue (the API says so as invalid input)."""
 
 
 class StaleRead(PyMongoError):

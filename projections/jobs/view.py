@@ -7,7 +7,8 @@ how a change of it becomes a store write) is the store adapter's business alone
 
 Each event carries the job's version once it applies. An event whose version is not above
 the view's changes nothing, so redeliveries, replays and copies of an event are harmless,
-and of two events emitted for the same version, the one appended first wins.
+and of two events emitted for the same version, the one appended first wins. An event also
+applies only in the states it moves a job on from (`MOVES_FROM`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from schema import Event, JobDue, JobFailed, JobRequested, JobResolved, Photo
+from schema import Event, JobCancelled, JobDue, JobFailed, JobRequested, JobResolved, Photo
 
 
 class JobStatus(StrEnum):
@@ -24,6 +25,7 @@ class JobStatus(StrEnum):
     PROCESSING = "processing"
     RESOLVED = "resolved"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 STATUSES = tuple(JobStatus)
@@ -65,11 +67,26 @@ class JobView:
         return self.seq if self.seq is not None and self.seq >= 1 else None
 
 
+#: The states each event moves a job on from; in any other it changes nothing. An event
+#: derived from one that lost a race (the outcome of a JobDue whose version a cancel took
+#: first) therefore never applies, whoever appended it.
+MOVES_FROM: dict[type[Event], frozenset[JobStatus]] = {
+    JobDue: frozenset({JobStatus.PENDING}),
+    JobResolved: frozenset({JobStatus.PROCESSING}),
+    JobFailed: frozenset({JobStatus.PROCESSING}),
+    JobCancelled: frozenset({JobStatus.PENDING}),
+}
+
+
 def evolve(view: JobView | None, event: Event) -> JobView:
-    """The view once `event` applies (the same view when the event is stale)."""
+    """The view once `event` applies (the same view when the event is stale, or does not
+    move the job on from its state)."""
     if view is not None and event.version <= view.version:
         return view
     job = view if view is not None else JobView(event.job_id, JobStatus.PENDING, 0)
+    allowed = MOVES_FROM.get(type(event))
+    if allowed is not None and job.status not in allowed:
+        return job if view is None else view
     job = replace(
         job,
         version=event.version,
@@ -91,6 +108,8 @@ def evolve(view: JobView | None, event: Event) -> JobView:
         return replace(job, status=JobStatus.RESOLVED, result=event.photo)
     if isinstance(event, JobFailed):
         return replace(job, status=JobStatus.FAILED, error=event.reason)
+    if isinstance(event, JobCancelled):
+        return replace(job, status=JobStatus.CANCELLED)
     raise TypeError(f"no view change for {event.TYPE}")
 
 

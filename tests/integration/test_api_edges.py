@@ -111,6 +111,23 @@ async def test_idempotency_key_returns_the_same_job(system: System) -> None:
         json={"query": 'mutation { createJob(idempotencyKey: "order-42") { job { id } } }'},
     )
     assert by_graphql.json()["data"]["createJob"]["job"]["id"] == first["id"]
+    reused = await system.http.post(
+        "/graphql",
+        json={
+            "query": 'mutation { createJobs(count: 2, idempotencyKey: "order-42") '
+            "{ jobs { id } errors { __typename message ... on ConflictError { message } } } }"
+        },
+    )
+    assert reused.json()["data"]["createJobs"]["jobs"] == []
+    assert reused.json()["data"]["createJobs"]["errors"][0]["__typename"] == "ConflictError"
+    bad_key = await system.http.post(
+        "/graphql",
+        json={
+            "query": 'mutation { createJob(idempotencyKey: "") { job { id } errors { message } } }'
+        },
+    )
+    assert bad_key.json()["data"]["createJob"]["job"] is None
+    assert "idempotency key" in bad_key.json()["data"]["createJob"]["errors"][0]["message"]
 
 
 async def test_concurrent_retries_with_one_key_create_one_job(system: System) -> None:

@@ -11,7 +11,12 @@ from schema import JobRequested
 from tests.conftest import System
 from tests.logread import read_events
 
-CREATE_JOBS = "mutation($n: Int!, $key: String) { createJobs(count: $n, idempotencyKey: $key) { jobs { id seq status } } }"  # noqa: E501
+CREATE_JOBS = """mutation($n: Int!, $key: String) {
+  createJobs(count: $n, idempotencyKey: $key) {
+    jobs { id seq status }
+    errors { __typename message }
+  }
+}"""
 
 
 def _intake(system: System) -> JobService:
@@ -93,17 +98,20 @@ async def test_a_key_reused_with_another_count_is_refused(system: System) -> Non
     assert "already used" in again.json()["detail"]
     single = await system.http.post("/jobs", headers=headers)
     assert single.status_code == 422
-    refused = await _graphql(system, 4, "order-3")
+    refused = (await _graphql(system, 4, "order-3"))["data"]["createJobs"]
+    assert refused["jobs"] == []
+    assert refused["errors"][0]["__typename"] == "ConflictError"
     assert "already used" in refused["errors"][0]["message"]
 
 
 async def test_a_count_out_of_bounds_or_of_the_wrong_type_is_refused(system: System) -> None:
     for count in (0, MAX_CREATE + 1, -5, "5", 2.5, True, None, [3]):
         response = await system.http.post("/jobs", json={"count": count})
-        assert response.status_code == 400, (count, response.text)
+        assert response.status_code == 422, (count, response.text)
         assert f"from 1 to {MAX_CREATE}" in response.json()["detail"]
     for count in (0, MAX_CREATE + 1):
-        refused = await _graphql(system, count)
+        refused = (await _graphql(system, count))["data"]["createJobs"]
+        assert refused["errors"][0]["__typename"] == "InvalidInputError"
         assert f"from 1 to {MAX_CREATE}" in refused["errors"][0]["message"]
-    assert (await _graphql(system, "five"))["errors"]
+    assert (await _graphql(system, "five"))["errors"]  # not an Int: refused by the schema
     assert (await system.http.get("/job-counts")).json()["total"] == 0

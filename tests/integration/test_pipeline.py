@@ -106,10 +106,10 @@ async def test_pagination_filters_and_errors(system: System) -> None:
     resolved = (await system.http.get("/jobs", params={"status": "resolved"})).json()
     assert len(resolved["items"]) == 5
     assert (await system.http.get("/jobs", params={"status": "pending"})).json()["items"] == []
-    counts = {"pending": 0, "processing": 0, "resolved": 5, "failed": 0, "total": 5}
+    counts = {"pending": 0, "processing": 0, "resolved": 5, "failed": 0, "cancelled": 0, "total": 5}
     assert (await system.http.get("/job-counts")).json() == counts
     graphql_counts = await _graphql(
-        system, "{ jobCounts { pending processing resolved failed total } }"
+        system, "{ jobCounts { pending processing resolved failed cancelled total } }"
     )
     assert graphql_counts == {"jobCounts": counts}
 
@@ -117,7 +117,7 @@ async def test_pagination_filters_and_errors(system: System) -> None:
     assert unknown.status_code == 404
     assert "no-such-job" in unknown.json()["detail"]
     bad_cursor = await system.http.get("/jobs", params={"cursor": "garbage!"})
-    assert bad_cursor.status_code == 400
+    assert bad_cursor.status_code == 422
     assert "cursor" in bad_cursor.json()["detail"]
     for params in ({"limit": 0}, {"limit": 1000}, {"status": "nope"}, {"limit": "x"}):
         assert (await system.http.get("/jobs", params=params)).status_code == 422
@@ -189,7 +189,7 @@ async def test_subscription_to_one_job_starts_with_its_state(system: System) -> 
 
 
 async def test_count_subscription_sends_counts_now_then_as_jobs_change(system: System) -> None:
-    query = "subscription { jobCounts { pending processing resolved failed total } }"
+    query = "subscription { jobCounts { pending processing resolved failed cancelled total } }"
     async with subscription(system, query) as ws:
 
         async def counts() -> dict[str, int]:
@@ -199,13 +199,20 @@ async def test_count_subscription_sends_counts_now_then_as_jobs_change(system: S
             return counted
 
         assert await counts() == dict.fromkeys(
-            ("pending", "processing", "resolved", "failed", "total"), 0
+            ("pending", "processing", "resolved", "failed", "cancelled", "total"), 0
         )
         jobs = [await system.create() for _ in range(3)]
         seen = [await counts()]
         while seen[-1]["resolved"] < len(jobs):
             seen.append(await counts())
-        assert seen[-1] == {"pending": 0, "processing": 0, "resolved": 3, "failed": 0, "total": 3}
+        assert seen[-1] == {
+            "pending": 0,
+            "processing": 0,
+            "resolved": 3,
+            "failed": 0,
+            "cancelled": 0,
+            "total": 3,
+        }
         assert all(c["total"] == sum(v for k, v in c.items() if k != "total") for c in seen)
         assert (await system.http.get("/job-counts")).json() == seen[-1]  # REST agrees
 

@@ -55,7 +55,13 @@ async def test_applying_events_twice_or_out_of_order_changes_nothing(
     once = await _docs(views)
     assert [d["status"] for d in once] == ["resolved", "failed", "resolved", "failed"]
 
-    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 2, "failed": 2}
+    assert await _counted(views) == {
+        "pending": 0,
+        "processing": 0,
+        "resolved": 2,
+        "failed": 2,
+        "cancelled": 0,
+    }
 
     await views.apply(events)  # redelivery of the whole batch
     await views.apply(list(reversed(events)))  # stale versions after newer ones
@@ -199,13 +205,25 @@ async def test_counts_equal_a_recount_after_api_inserts_and_redeliveries(
     lives = [job_life(f"c{n}", start, resolved=n % 2 == 0, seq=n) for n in range(1, 41)]
     requested = [life[0] for life in lives]
     await views.insert_created(requested[:25])  # read-your-writes: inserted and counted
-    assert await _counted(views) == {"pending": 25, "processing": 0, "resolved": 0, "failed": 0}
+    assert await _counted(views) == {
+        "pending": 25,
+        "processing": 0,
+        "resolved": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     await views.apply([e for life in lives[:10] for e in life[:2]])
     await views.apply(requested)
     await views.insert_created(requested[30:])  # after the projection: changes nothing
     await views.apply([e for life in lives for e in life])
     await views.apply([e for life in lives[::3] for e in life])  # redelivered
-    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 20, "failed": 20}
+    assert await _counted(views) == {
+        "pending": 0,
+        "processing": 0,
+        "resolved": 20,
+        "failed": 20,
+        "cancelled": 0,
+    }
 
 
 async def test_views_the_previous_release_inserted_uncounted_are_counted_once(
@@ -219,7 +237,13 @@ async def test_views_the_previous_release_inserted_uncounted_are_counted_once(
     await views.apply([life[0] for life in lives[:5]])  # counted now, nothing else changes
     await views.apply([e for life in lives for e in life])
     await views.apply([e for life in lives for e in life])  # redelivered
-    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 10, "failed": 0}
+    assert await _counted(views) == {
+        "pending": 0,
+        "processing": 0,
+        "resolved": 10,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
 
 async def test_the_api_and_the_projection_writing_the_same_new_jobs_at_once_count_each_once(
@@ -252,7 +276,13 @@ async def test_two_writers_taking_turns_on_the_same_jobs_count_each_change_once(
     await views.apply([life[2] for life in lives])  # ten of them moved on already
     await views.apply([e for life in lives for e in life])  # redelivered
     await other.apply([e for life in lives for e in life])
-    assert await _counted(views) == {"pending": 0, "processing": 0, "resolved": 10, "failed": 10}
+    assert await _counted(views) == {
+        "pending": 0,
+        "processing": 0,
+        "resolved": 10,
+        "failed": 10,
+        "cancelled": 0,
+    }
     stored = {d["_id"]: d for d in await _docs(views)}
     for life in lives:
         view = reduce(evolve, life, None)

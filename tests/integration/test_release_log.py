@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from jobline.components import COMPONENTS
 from projections.jobs.replay import replay
 from projections.jobs.store import MongoJobViews
+from projections.jobs.view import STATUSES
 from runtime.eventlog import ensure_topics
 from runtime.settings import Settings
 from runtime.store import database
@@ -91,7 +92,7 @@ async def test_release_0_1_log_projects_to_the_documents_it_stored(settings: Set
     finally:
         await client.close()
     statuses = [v["status"] for v in expected]
-    assert counts == {s: statuses.count(s) for s in ("pending", "processing", "resolved", "failed")}
+    assert counts == {s: statuses.count(s) for s in STATUSES}
 
     result = await replay(settings, lambda done, total: None)
     assert result.swapped

@@ -78,6 +78,7 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
         "processing": 0,
         "resolved": sum(d["status"] == "resolved" for d in before),
         "failed": sum(d["status"] == "failed" for d in before),
+        "cancelled": 0,
     }
     log_before = len(await read_topic(system.settings, system.settings.topics.jobs))
     calls_before = stand_in.state.requests

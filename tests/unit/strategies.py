@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from schema import (
     Event,
+    JobCancelled,
     JobDue,
     JobFailed,
     JobRequested,
@@ -78,7 +79,28 @@ failed = st.builds(
     moments,
     texts,
 )
-events = st.one_of(requested, due, resolved, failed)
+cancelled = st.builds(
+    lambda j, at: JobCancelled(event_id=f"c-{j}", job_id=j, version=2, occurred_at=at),
+    job_ids,
+    moments,
+)
+events = st.one_of(requested, due, resolved, failed, cancelled)
+
+
+@st.composite
+def life(draw: st.DrawFn, job: str) -> list[Event]:
+    """One job's events in the order they reach the log: a plain life, or a cancel racing
+    its JobDue for version 2 (the first on the log wins; an outcome follows a JobDue only
+    when the fetcher saw the JobDue first)."""
+    req, d, c = (_with_job(draw(e), job) for e in (requested, due, cancelled))
+    outcome = _with_job(draw(st.one_of(resolved, failed)), job)
+    kind = draw(st.sampled_from(["plain", "cancelled", "cancel first", "due first"]))
+    return {
+        "plain": [req, d, outcome],
+        "cancelled": [req, c],
+        "cancel first": [req, c, d],
+        "due first": [req, d, c, outcome],
+    }[kind]
 
 
 @st.composite
@@ -90,10 +112,7 @@ def histories(draw: st.DrawFn) -> list[Event]:
     a crash (a JobDue fired again by a restarted delay processor) carries the same id but the
     time of its own emission."""
     jobs = sorted(draw(st.sets(job_ids, min_size=1)))
-    lives = {
-        job: [_with_job(draw(e), job) for e in (requested, due, st.one_of(resolved, failed))]
-        for job in jobs
-    }
+    lives = {job: draw(life(job)) for job in jobs}
     emitted = dict.fromkeys(jobs, 0)
     history: list[Event] = []
     for job, again in draw(st.lists(st.tuples(st.sampled_from(jobs), st.booleans()), max_size=15)):

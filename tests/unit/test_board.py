@@ -115,7 +115,13 @@ def test_a_board_that_is_not_live_answers_nothing() -> None:
     assert board.get("job-0001") is None
     assert board.counts() is None
     board.load([view(1, 1)], True, [{"_id": "~counts/3", "counts": {"pending": 1}}])
-    assert board.counts() == {"pending": 1, "processing": 0, "resolved": 0, "failed": 0}
+    assert board.counts() == {
+        "pending": 1,
+        "processing": 0,
+        "resolved": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     board.reset()
     assert board.scan(5, None, None) is None
 
@@ -126,7 +132,13 @@ def test_counts_take_the_newest_shard_documents_and_ignore_a_stale_insert() -> N
     board.counted({"_id": "~counts/0", "counts": {"pending": 1}}, inserted=True)  # stale
     board.counted({"_id": "~counts/1", "counts": {"failed": 1}}, inserted=True)
     board.counted({"_id": "~counts/0", "counts": {"pending": 4, "resolved": 3}}, inserted=False)
-    assert board.counts() == {"pending": 4, "processing": 0, "resolved": 3, "failed": 1}
+    assert board.counts() == {
+        "pending": 4,
+        "processing": 0,
+        "resolved": 3,
+        "failed": 1,
+        "cancelled": 0,
+    }
 
 
 def test_a_cursor_below_the_board_goes_to_the_store() -> None:

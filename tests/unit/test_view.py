@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from projections.jobs.store import document_update, from_document, to_document
 from projections.jobs.view import JobStatus, JobView, evolve
 from runtime.clock import utc_now
-from schema import Event
+from schema import Event, JobCancelled
 from tests.unit.events import job_life
-from tests.unit.strategies import events, histories
+from tests.unit.strategies import histories
 
 Views = dict[str, JobView]
 
@@ -59,8 +59,33 @@ def test_stale_events_change_nothing() -> None:
     assert evolve(view, requested) is view
 
 
-@given(st.lists(events, max_size=12))
+def _cancel(job_id: str, version: int) -> JobCancelled:
+    return JobCancelled(
+        event_id=f"c-{job_id}", job_id=job_id, version=version, occurred_at=utc_now()
+    )
+
+
+def test_a_cancel_first_on_the_log_wins_the_pending_job() -> None:
+    requested, due, resolved = job_life("j", utc_now())
+    view = reduce(evolve, [requested, _cancel("j", 2), due, resolved], None)
+    assert view is not None
+    assert (view.status, view.version) == (JobStatus.CANCELLED, 2)
+    assert [e.type for e in view.history] == ["JobRequested", "JobCancelled"]
+    assert view.result is None
+
+
+def test_a_job_due_first_on_the_log_makes_a_later_cancel_stale() -> None:
+    requested, due, resolved = job_life("j", utc_now())
+    view = reduce(evolve, [requested, due, _cancel("j", 2), resolved], None)
+    assert view is not None
+    assert (view.status, view.version) == (JobStatus.RESOLVED, 3)
+    assert [e.type for e in view.history] == ["JobRequested", "JobDue", "JobResolved"]
+
+
+@given(histories())
 def test_replaying_twice_equals_replaying_once(history: list[Event]) -> None:
+    """(On logs as they can be: an outcome follows its JobDue. A log that puts an outcome
+    before any JobDue is no log a fetcher writes, and its first replay ignores the outcome.)"""
     once = reduce(fold, history, {})
     assert reduce(fold, history, once) == once
 
