@@ -141,7 +141,7 @@ class MongoJobViews:
             after = before
             for event in job_events:
                 after = evolve(after, event)
-            if after is None or after == before:
+            if after is None or after == before or after.version == 0:  # nothing applied
                 if doc is not None and not counted:  # inserted by the API, counted now
                     delta[doc["status"]] += 1
                     guard = {"_id": job_id, "version": doc["version"]}

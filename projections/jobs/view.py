@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from schema import Event, JobCancelled, JobDue, JobFailed, JobRequested, JobResolved, Photo
 
@@ -93,24 +94,26 @@ def evolve(view: JobView | None, event: Event) -> JobView:
         updated_at=event.occurred_at,
         history=(*job.history, history_entry(event)),
     )
+    moved: dict[str, Any]
     if isinstance(event, JobRequested):
-        return replace(
-            job,
-            status=JobStatus.PENDING,
-            seq=order_key(event),
-            created_at=event.occurred_at,
-            due_at=event.due_at,
-            delay_s=event.delay_s,
-        )
-    if isinstance(event, JobDue):
-        return replace(job, status=JobStatus.PROCESSING)
-    if isinstance(event, JobResolved):
-        return replace(job, status=JobStatus.RESOLVED, result=event.photo)
-    if isinstance(event, JobFailed):
-        return replace(job, status=JobStatus.FAILED, error=event.reason)
-    if isinstance(event, JobCancelled):
-        return replace(job, status=JobStatus.CANCELLED)
-    raise TypeError(f"no view change for {event.TYPE}")
+        moved = {
+            "status": JobStatus.PENDING,
+            "seq": order_key(event),
+            "created_at": event.occurred_at,
+            "due_at": event.due_at,
+            "delay_s": event.delay_s,
+        }
+    elif isinstance(event, JobDue):
+        moved = {"status": JobStatus.PROCESSING}
+    elif isinstance(event, JobResolved):
+        moved = {"status": JobStatus.RESOLVED, "result": event.photo}
+    elif isinstance(event, JobFailed):
+        moved = {"status": JobStatus.FAILED, "error": event.reason}
+    elif isinstance(event, JobCancelled):
+        moved = {"status": JobStatus.CANCELLED}
+    else:
+        raise TypeError(f"no view change for {event.TYPE}")
+    return replace(job, **moved)
 
 
 def history_entry(event: Event) -> HistoryEntry:
