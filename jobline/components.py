@@ -12,6 +12,7 @@ from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
 from projections.jobs.runner import run as run_projection
 from runtime.eventlog import Durability
+from runtime.processor import group_id
 from runtime.settings import Settings
 
 #: A component's main: runs until cancelled, consuming as group `<prefix>.<name>`.
@@ -30,7 +31,7 @@ class Component:
         return self.main(settings, durability, name=self.name)
 
     def group(self, settings: Settings) -> str:
-        return f"{settings.topic_prefix}.{self.name}"
+        return group_id(settings, self.name)
 
 
 COMPONENTS: dict[str, Component] = {

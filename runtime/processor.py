@@ -31,6 +31,11 @@ class ProcessorKit:
     topic: str
 
 
+def group_id(settings: Settings, name: str) -> str:
+    """The consumer group of the processor called `name`: `<prefix>.<name>`."""
+    return f"{settings.topic_prefix}.{name}"
+
+
 @asynccontextmanager
 async def processor_kit(
     settings: Settings, name: str, durability: Durability | None = None
@@ -41,7 +46,7 @@ async def processor_kit(
     only once durable, and a fetched record is handled only once durable, so that nothing
     acts on a record the embedded broker could still lose."""
     await ensure_topics(settings)
-    group = f"{settings.topic_prefix}.{name}"
+    group = group_id(settings, name)
     topics = settings.topics
     producer = await start_producer(settings, group)
     try:

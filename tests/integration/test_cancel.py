@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from api.commands import request_job
+from jobline.components import COMPONENTS
 from projections.jobs.replay import replay
 from runtime.clock import utc_now
 from runtime.eventlog import Appended, KafkaEventPublisher, start_producer
@@ -123,7 +124,7 @@ def _rivals(job_id: str) -> tuple[Event, JobCancelled, JobDue]:
 
 async def _handled_by_fetcher(settings: Settings, record: Appended) -> None:
     """Wait until the fetcher's group has committed past `record`."""
-    group = f"{settings.topic_prefix}.fetcher"
+    group = COMPONENTS["fetcher"].group(settings)
     tp = TopicPartition(record.topic, record.partition)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
