@@ -19,14 +19,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.board import Board
 from api.context import JoblineApp, Services, graphql_context
 from api.counts import LiveCounts
-from api.errors import CallerError, InvalidInput
+from api.errors import CallerError
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
 from api.limits import BodySizeLimit
 from api.rest import router as rest_router
 from api.service import JobService
-from projections.jobs.store import InvalidCursor, MongoJobViews
+from projections.jobs.store import MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
 from runtime.eventlog import Durability, KafkaEventPublisher, ensure_topics, start_producer
@@ -173,10 +173,6 @@ def _error_handlers(app: FastAPI) -> None:
     async def caller_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CallerError)
         return JSONResponse({"detail": str(error)}, error.status_code)
-
-    @app.exception_handler(InvalidCursor)
-    async def bad_cursor(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, InvalidInput.status_code)
 
     @app.exception_handler(Saturated)
     async def saturated(request: Request, error: Exception) -> JSONResponse:

@@ -22,7 +22,7 @@ from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
 from api.feed import SubscriberTooSlow
 from api.service import MAX_CREATE
 from api.types import GraphQLCounts, GraphQLJob, graphql_counts
-from projections.jobs.store import InvalidCursor, encode_cursor
+from projections.jobs.store import encode_cursor
 from projections.jobs.view import JobStatus, JobView
 from runtime.groupcommit import Saturated
 
@@ -202,7 +202,7 @@ class Subscription:
 
 
 # Said to the caller as they are; everything else is masked. `Saturated` says to retry.
-_CALLER_ERRORS = (CallerError, InvalidCursor, SubscriberTooSlow, Saturated)
+_CALLER_ERRORS = (CallerError, SubscriberTooSlow, Saturated)
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -9,8 +9,9 @@ newest 30" only by reading every document (DESIGN.md section 4). Windows grow fo
 they come back short (a rare status, or seq numbers a failed creation never used).
 
 Counts. Beside the jobs live a few count documents (`~counts/<shard>`), changed in the same
-transaction as the jobs of a batch: each batch reads the stored version and status of its
-jobs, applies only the events above that version, and adds the status changes to one shard.
+transaction as the jobs of a batch: each batch reads the stored views of its jobs, folds
+their events over them (`evolve` skips what a view has applied), writes each change guarded
+by the version read, and adds the status changes to one shard.
 Redelivery, replay and crashes therefore cannot count a change twice or miss one, and
 reading the counts is a handful of `_id` lookups. The API inserts a new job's view for
 read-your-writes and counts it in the same way (`insert_created`). A view marked
