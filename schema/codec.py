@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import MISSING, fields
+from dataclasses import Field as Field_
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union, cast, get_type_hints
 
@@ -48,12 +49,16 @@ class NewerSchemaVersion(PoisonRecord):
     pass
 
 
+def _data_fields(cls: type[Event]) -> list[Field_[Any]]:
+    """The event's own fields: what its record carries in `data`, beside the envelope."""
+    return [f for f in fields(cls) if f.name not in ENVELOPE]
+
+
 def _record_model(cls: type[Event]) -> type[BaseModel]:
     hints = get_type_hints(cls)
     data: dict[str, Any] = {
         f.name: (_wire_type(hints[f.name]), ... if f.default is MISSING else f.default)
-        for f in fields(cls)
-        if f.name not in ENVELOPE
+        for f in _data_fields(cls)
     }
     return model(
         f"{cls.TYPE}Record",
@@ -75,10 +80,7 @@ def _wire_type(hint: Any) -> Any:
 
 
 _RECORDS: dict[str, type[BaseModel]] = {t: _record_model(cls) for t, cls in EVENT_TYPES.items()}
-_DATA_FIELDS = {
-    t: tuple(f.name for f in fields(cls) if f.name not in ENVELOPE)
-    for t, cls in EVENT_TYPES.items()
-}
+_DATA_FIELDS = {t: tuple(f.name for f in _data_fields(cls)) for t, cls in EVENT_TYPES.items()}
 _ANY_RECORD: TypeAdapter[Any] = TypeAdapter(
     cast(Any, Annotated[Union[tuple(_RECORDS.values())], Field(discriminator="type")])  # noqa: UP007
 )
