@@ -111,6 +111,12 @@ class CancelJobPayload:
     errors: list[MutationError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="The job, pending its new attempt, or (with no job) why not.")
+class RetryJobPayload:
+    job: Job | None = None
+    errors: list[MutationError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="A job by id, or null when there is none.")
@@ -169,11 +175,27 @@ class Mutation:
         description="Cancel a pending job (no photo is fetched). If its JobDue is on the log "
         "first, the cancel loses and the job goes on: its status says what the log decided."
     )
-    async def cancel_job(self, info: GraphQLInfo, id: strawberry.ID) -> CancelJobPayload:
+    async def cancel_job(
+        self, info: GraphQLInfo, id: strawberry.ID, idempotency_key: str | None = None
+    ) -> CancelJobPayload:
         try:
-            return CancelJobPayload(job=await info.context.services.jobs.cancel(str(id)))
+            job = await info.context.services.jobs.cancel(str(id), idempotency_key)
         except CallerError as error:
             return CancelJobPayload(errors=[mutation_error(error)])
+        return CancelJobPayload(job=job)
+
+    @strawberry.mutation(
+        description="Try a failed job again: a new wait, then a new fetch; its history keeps "
+        "every attempt. Concurrent retries of one failure make one new attempt."
+    )
+    async def retry_job(
+        self, info: GraphQLInfo, id: strawberry.ID, idempotency_key: str | None = None
+    ) -> RetryJobPayload:
+        try:
+            job = await info.context.services.jobs.retry(str(id), idempotency_key)
+        except CallerError as error:
+            return RetryJobPayload(errors=[mutation_error(error)])
+        return RetryJobPayload(job=job)
 
 
 @strawberry.type

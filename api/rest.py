@@ -1,4 +1,4 @@
-"""REST: POST /jobs, GET /jobs, GET /jobs/{id}."""
+"""REST: POST /jobs, GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel, POST /jobs/{id}/retry."""
 
 from __future__ import annotations
 
@@ -72,20 +72,52 @@ async def list_jobs(
     return JobPage(items=[job_out(v) for v in views], next_cursor=next_cursor)
 
 
+#: The Idempotency-Key header, as the commands on a job take it.
+CommandKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="Makes a repeat of this request (its answer lost, say) get the job as "
+        "it is now instead of an error for the state the first request changed.",
+    ),
+]
+
+
 @router.post(
     "/jobs/{job_id}/cancel",
     status_code=202,
     response_model=JobOut,
     responses={
         404: {"description": "No such job"},
-        409: {"description": "The job is not pending (resolved, failed or cancelled)"},
+        409: {"description": "The job is not pending (processing, resolved, failed or cancelled)"},
+        422: {"description": "A malformed key, or a key used for a different request"},
     },
 )
-async def cancel_job(found: ServicesDep, job_id: str) -> BaseModel:
+async def cancel_job(
+    found: ServicesDep, job_id: str, idempotency_key: CommandKey = None
+) -> BaseModel:
     """Cancel a pending job: no photo is fetched for it. If its time came first (its JobDue is
     on the log before the cancel), the cancel loses and the job goes on: the log decides, and
     the job's status says what it decided."""
-    return job_out(await found.jobs.cancel(job_id), history=True)
+    return job_out(await found.jobs.cancel(job_id, idempotency_key), history=True)
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        404: {"description": "No such job"},
+        409: {"description": "The job has not failed"},
+        422: {"description": "A malformed key, or a key used for a different request"},
+    },
+)
+async def retry_job(
+    found: ServicesDep, job_id: str, idempotency_key: CommandKey = None
+) -> BaseModel:
+    """Try a failed job again: it waits a new random delay, then fetches a photo afresh. Its
+    history keeps every attempt. Concurrent retries of one failure make one new attempt."""
+    return job_out(await found.jobs.retry(job_id, idempotency_key), history=True)
 
 
 @router.get(

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from api.board import Board
-from api.commands import pick_delay, request_job
-from api.errors import Conflict, InvalidInput, NotFound, WrongState
+from api.commands import cancel_job, pick_delay, request_job, retry_job
+from api.errors import Conflict, InvalidInput, NotFound
 from api.numbering import SeqLease
 from projections.jobs.store import (
     InvalidCursor,
@@ -23,13 +23,13 @@ from projections.jobs.store import (
     encode_cursor,
     encode_position,
 )
-from projections.jobs.view import STATUSES, JobStatus, JobView, evolve
-from runtime.claims import ClaimStore
+from projections.jobs.view import STATUSES, JobView, evolve
+from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
 from runtime.eventlog import Durability, EventPublisher
 from runtime.groupcommit import GroupCommit
 from runtime.settings import Settings
-from schema import Event, JobCancelled, JobRequested, derived_event_id
+from schema import Event, JobRequested
 
 MAX_PAGE = 100
 MAX_KEY_LENGTH = 200
@@ -182,11 +182,7 @@ class JobService:
                 (claims.get(key) if key is not None else None, e) for key, e in request.keyed()
             ]
             if any(c is not None and c.fingerprint != request.fingerprint for c, _ in found):
-                results.append(
-                    IdempotencyConflict(
-                        f"Idempotency-Key {request.key!r} was already used for a different request"
-                    )
-                )
+                results.append(_key_conflict(request.key))
                 continue
             views = []
             for earlier_claim, mine in found:
@@ -205,31 +201,73 @@ class JobService:
             replace(r, events=tuple(replace(e, seq=next(seqs)) for e in r.events)) for r in batch
         ]
 
-    async def cancel(self, job_id: str) -> JobView:
+    async def cancel(self, job_id: str, idempotency_key: str | None = None) -> JobView:
         """Cancel a pending job: a JobCancelled for the version after the pending state read.
 
         The log decides a race with the job's JobDue: whichever is appended first wins, and
         the read model, the page and a replay all say so. The answer is the job as it is once
-        the cancel applies; the read model follows the log (the API does not write the view
-        itself, which would put the cancel before a JobDue that the log has first). A second
-        cancel before the first is projected appends a copy (same id, same version)."""
+        the cancel applies."""
+        return await self._command("cancel", job_id, idempotency_key, cancel_job)
+
+    async def retry(self, job_id: str, idempotency_key: str | None = None) -> JobView:
+        """Try a failed job again: a JobRetried with a new wait, after which the delay
+        processor emits a new JobDue and the fetcher a new outcome, the job's next versions.
+        Concurrent retries of one failure give one new attempt."""
+        s = self._settings
+
+        def decide(view: JobView, now: datetime) -> Event:
+            delay_s = pick_delay(self._rng, s.delay_min_s, s.delay_max_s, s.delay_step_s)
+            return retry_job(view, now, delay_s)
+
+        return await self._command("retry", job_id, idempotency_key, decide)
+
+    async def _command(
+        self,
+        name: str,
+        job_id: str,
+        idempotency_key: str | None,
+        decide: Callable[[JobView, datetime], Event],
+    ) -> JobView:
+        """Decide a command on a job from its view, and append the event: one per version.
+
+        The first decision for a version is claimed (stored) before it is appended, and
+        every caller that read the same view appends that one, not its own: two concurrent
+        retries give one attempt, with one wait. With an idempotency key, a repeat of the
+        request (its answer lost, say) gets the job as it is now instead of an error for a
+        state the first request changed; the key's event is appended again while the read
+        model has not applied it (the first request may have died before appending it; a
+        copy is harmless). Claims of commands are not marked published: nothing reads it.
+        The API does not write the view itself: that would put a cancel before a JobDue
+        that the log has first."""
+        request = f"{name} {job_id}"  # what a key is used for (never a creation's hex)
+        if idempotency_key is not None:
+            _check_key(idempotency_key)
+            earlier = (await self._keys.find_many([idempotency_key])).get(idempotency_key)
+            if earlier is not None:
+                return await self._repeated(idempotency_key, earlier, request)
         view = await self.get(job_id)
         if view is None:
             raise NotFound(job_id)
-        if view.status is not JobStatus.PENDING:
-            raise WrongState(
-                f"job {job_id!r} is {view.status}: only a pending job can be cancelled",
-                view.status,
-            )
-        version = view.version + 1
-        event = JobCancelled(
-            event_id=derived_event_id(job_id, f"cancel@{version}"),
-            job_id=job_id,
-            version=version,
-            occurred_at=self._now(),
-        )
+        event = decide(view, self._now())
+        slot = f"\x1f{name}\x1f{job_id}@v{event.version}"  # U+001F: never a caller's key
+        event = (await self._keys.claim(slot, event)).event
+        if idempotency_key is not None:
+            claim = await self._keys.claim(idempotency_key, event, request)
+            if claim.fingerprint != request:  # another request took the key
+                raise _key_conflict(idempotency_key)
         await self._publish([event])
         return evolve(view, event)
+
+    async def _repeated(self, key: str, earlier: Claim, request: str) -> JobView:
+        """A command's key used before: the same request gets the job as it is now."""
+        if earlier.fingerprint != request:
+            raise _key_conflict(key)
+        view = await self.get(earlier.event.job_id)
+        if view is None:
+            raise NotFound(earlier.event.job_id)
+        if view.version < earlier.event.version:  # not applied yet: maybe not appended
+            await self._publish([earlier.event])
+        return evolve(view, earlier.event)
 
     async def _publish(self, events: Sequence[Event]) -> None:
         """Append the events; return once they are durable."""
@@ -284,6 +322,10 @@ class JobService:
             found += rest
         views = found[:limit]
         return views, encode_cursor(views[-1]) if len(found) > limit else None
+
+
+def _key_conflict(key: str | None) -> IdempotencyConflict:
+    return IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
 
 
 def _check_key(key: str) -> None:

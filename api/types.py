@@ -17,6 +17,7 @@ import strawberry
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_serializer
 
 from projections.jobs.view import HistoryEntry, JobStatus, JobView
+from schema import EVENT_TYPES
 
 strawberry.enum(JobStatus, description="Where a job is in its life.")
 
@@ -25,7 +26,7 @@ DESCRIPTIONS = {
     "seq": "The job's place in creation order (the board's order, newest first).",
     "delay_s": "The wait, decided at creation.",
     "history": "The job's events, oldest first.",
-    "type": "The event's type: JobRequested, JobDue, JobResolved or JobFailed.",
+    "type": f"The event's type: {', '.join(EVENT_TYPES)}.",
     "result": "The photo, once resolved.",
     "error": "Why the job failed, once failed.",
     "total": "All jobs.",

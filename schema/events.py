@@ -35,6 +35,13 @@ def derived_event_id(job_id: str, kind: str) -> str:
     return str(uuid.uuid5(DERIVED_EVENT_NAMESPACE, f"{job_id}/{kind}"))
 
 
+def attempt_event_id(job_id: str, kind: str, version: int, first_version: int) -> str:
+    """The derived id of an event a job has once per attempt (its JobDue, its outcome): one
+    per version. A first attempt's keeps the id it had before jobs could be retried (kind
+    alone), so records already on a log are still recognised when emitted again."""
+    return derived_event_id(job_id, kind if version == first_version else f"{kind}@{version}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """The envelope every event carries."""
@@ -74,6 +81,21 @@ class JobRequested(Event):
     #: The job's place in creation order: dense from 1, allocated by the API as it commits
     #: creations (schema v2). The board lists jobs by it. None in v1 events.
     seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRetried(Event):
+    """A user asked for a failed job to be tried again: a new attempt, with a wait of its own
+    (decided here, once, as a JobRequested's), then a new JobDue and outcome."""
+
+    TYPE: ClassVar[str] = "JobRetried"
+
+    due_at: datetime
+    delay_s: float
+
+
+#: The events that start a wait: the delay processor arms a timer for each.
+Scheduling = JobRequested | JobRetried
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +183,7 @@ class JobResolved(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobFailed(Event):
-    """No photo could be had for the job: a terminal state (for now)."""
+    """No photo could be had for the job: a terminal state, unless a user retries it."""
 
     TYPE: ClassVar[str] = "JobFailed"
 
@@ -178,5 +200,6 @@ class JobCancelled(Event):
 
 #: Every event type, by its record `type`.
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (JobRequested, JobDue, JobResolved, JobFailed, JobCancelled)
+    cls.TYPE: cls
+    for cls in (JobRequested, JobDue, JobResolved, JobFailed, JobCancelled, JobRetried)
 }

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from schema import JobDue, JobRequested, derived_event_id
+from schema import JobDue, Scheduling, attempt_event_id
+
+#: A job's first JobDue follows its JobRequested (version 1).
+FIRST_DUE_VERSION = 2
 
 
-def is_due(requested: JobRequested, now: datetime) -> bool:
-    return now >= requested.due_at
+def is_due(wait: Scheduling, now: datetime) -> bool:
+    return now >= wait.due_at
 
 
-def seconds_until_due(requested: JobRequested, now: datetime) -> float:
-    return max(0.0, (requested.due_at - now).total_seconds())
+def seconds_until_due(wait: Scheduling, now: datetime) -> float:
+    return max(0.0, (wait.due_at - now).total_seconds())
 
 
-def job_due(requested: JobRequested, now: datetime) -> JobDue:
-    """The JobDue for a request whose time has come: the job's next version. Its id is derived
-    from the job, so a JobDue emitted again after a crash is recognisably the same event."""
-    if not is_due(requested, now):
-        raise ValueError(f"job {requested.job_id} is not due before {requested.due_at}")
+def job_due(wait: Scheduling, now: datetime) -> JobDue:
+    """The JobDue for a wait (a JobRequested, or a retry's JobRetried) whose time has come:
+    the job's next version. Its id is derived from the job and that version, so a JobDue
+    emitted again after a crash is recognisably the same event."""
+    if not is_due(wait, now):
+        raise ValueError(f"job {wait.job_id} is not due before {wait.due_at}")
+    version = wait.version + 1
     return JobDue(
-        event_id=derived_event_id(requested.job_id, "due"),
-        job_id=requested.job_id,
-        version=requested.version + 1,
+        event_id=attempt_event_id(wait.job_id, "due", version, FIRST_DUE_VERSION),
+        job_id=wait.job_id,
+        version=version,
         occurred_at=now,
-        due_at=requested.due_at,
+        due_at=wait.due_at,
     )

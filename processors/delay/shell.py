@@ -1,12 +1,13 @@
 """Durable timers on the log.
 
-A JobRequested record stays held (its offset uncommitted) until its JobDue is acknowledged by
-the broker, so after a crash the group resumes at the oldest unfired timer and re-arms every
-timer from there: none is lost, and none fires early because `due_at` is in the event.
-A timer is cancelled when its job's JobDue is read back from the log (after a restart, the
-JobDue another instance already emitted) or its job's JobCancelled is, and timers only fire
-on partitions whose backlog has been read, so restarts rarely emit a JobDue twice; when they
-do, it carries the same event id and every consumer treats it as the redelivery it is.
+A wait (a JobRequested, or the JobRetried of a failed job tried again) stays held (its offset
+uncommitted) until its JobDue is acknowledged by the broker, so after a crash the group
+resumes at the oldest unfired timer and re-arms every timer from there: none is lost, and
+none fires early because `due_at` is in the event. A timer is dropped when a later version of
+its job is read back from the log: its JobDue (after a restart, the JobDue another instance
+already emitted) or a JobCancelled. Timers only fire on partitions whose backlog has been
+read, so restarts rarely emit a JobDue twice; when they do, it carries the same event id and
+every consumer treats it as the redelivery it is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from runtime.eventlog import Durability, EventPublisher
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
-from schema import JobCancelled, JobDue, JobRequested
+from schema import JobCancelled, Scheduling
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 1.0
@@ -59,21 +60,23 @@ class DelayHandler:
         self._wake.set()
 
     def _take(self, item: Consumed) -> None:
+        """Arm a timer for each wait (a JobRequested, a JobRetried); drop it when a later
+        version of its job is read (its JobDue, a JobCancelled). One timer per job, for its
+        latest wait: a copy of a wait, or an older one, arms nothing."""
         event = item.event
-        if isinstance(event, JobRequested) and event.job_id not in self._pending:
+        armed = self._pending.get(event.job_id)
+        if armed is not None and armed.event.version >= event.version:
+            self._tracker.release(item.partition, item.offset)  # a copy, or older news
+            return
+        if armed is not None:  # the armed wait is over: fired, cancelled, or superseded
+            del self._pending[event.job_id]
+            self._tracker.release(armed.partition, armed.offset)
+            if isinstance(event, JobCancelled):
+                log.info("timer dropped: job cancelled", extra=item.log_fields(self._topic))
+        if isinstance(event, Scheduling):
             self._pending[event.job_id] = item
             heapq.heappush(self._heap, (event.due_at, event.job_id))
             return
-        if isinstance(event, JobDue):
-            armed = self._pending.pop(event.job_id, None)
-            if armed is not None:
-                self._tracker.release(armed.partition, armed.offset)
-        if isinstance(event, JobCancelled):  # the timer's pending state was cancelled
-            armed = self._pending.get(event.job_id)
-            if armed is not None and armed.event.version < event.version:
-                del self._pending[event.job_id]
-                self._tracker.release(armed.partition, armed.offset)
-                log.info("timer dropped: job cancelled", extra=item.log_fields(self._topic))
         self._tracker.release(item.partition, item.offset)
 
     def revoked(self, partitions: set[int]) -> None:
@@ -100,7 +103,7 @@ class DelayHandler:
         if not self._heap:
             return IDLE_WAIT_S
         item = self._pending[self._heap[0][1]]
-        return min(IDLE_WAIT_S, max(0.02, seconds_until_due(_requested(item), self._now())))
+        return min(IDLE_WAIT_S, max(0.02, seconds_until_due(_wait(item), self._now())))
 
     def _due_now(self) -> list[Consumed]:
         now = self._now()
@@ -109,7 +112,7 @@ class DelayHandler:
         while self._heap and self._heap[0][0] <= now:
             entry = heapq.heappop(self._heap)
             item = self._pending.get(entry[1])
-            if item is None or not is_due(_requested(item), now):
+            if item is None or not is_due(_wait(item), now):
                 continue
             (due if self._caught_up(item.partition) else deferred).append((entry, item))
         for entry, _ in deferred:
@@ -119,13 +122,13 @@ class DelayHandler:
     async def _fire(self, due: list[Consumed]) -> None:
         now = self._now()
         try:
-            await self._publisher.publish([job_due(_requested(item), now) for item in due])
+            await self._publisher.publish([job_due(_wait(item), now) for item in due])
         except (KafkaError, PyMongoError) as error:
             # Not acknowledged (or, under `jobline run`, not archived): the timers stay armed
             # and held; try again shortly.
             log.warning("cannot emit JobDue; retrying", extra={"error": repr(error)})
             for item in due:
-                heapq.heappush(self._heap, (_requested(item).due_at, item.event.job_id))
+                heapq.heappush(self._heap, (_wait(item).due_at, item.event.job_id))
             await asyncio.sleep(RETRY_S)
             return
         for item in due:
@@ -135,8 +138,8 @@ class DelayHandler:
             log.info("job due", extra=item.log_fields(self._topic))
 
 
-def _requested(item: Consumed) -> JobRequested:
-    assert isinstance(item.event, JobRequested)
+def _wait(item: Consumed) -> Scheduling:
+    assert isinstance(item.event, Scheduling)
     return item.event
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schema import JobDue, JobFailed, JobResolved, Photo, derived_event_id, photo_from_dict
+from schema import JobDue, JobFailed, JobResolved, Photo, attempt_event_id, photo_from_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +73,15 @@ def retry_delay(answer: Retry, attempt: int) -> float:
     return float(answer.after_s * 2 ** (attempt - 1))
 
 
+#: A job's first outcome follows its first JobDue (version 2).
+FIRST_OUTCOME_VERSION = 3
+
+
 def outcome(due: JobDue, answer: Photo | str, now: datetime) -> JobResolved | JobFailed:
-    """The job's terminal event, its next version: resolved with the photo, or failed with a
-    reason."""
-    event_id, job_id, version = derived_event_id(due.job_id, "outcome"), due.job_id, due.version + 1
+    """The attempt's outcome, the job's next version: resolved with the photo, or failed with
+    a reason. One id per attempt, whichever it is."""
+    job_id, version = due.job_id, due.version + 1
+    event_id = attempt_event_id(job_id, "outcome", version, FIRST_OUTCOME_VERSION)
     if isinstance(answer, Photo):
         return JobResolved(
             event_id=event_id, job_id=job_id, version=version, occurred_at=now, photo=answer

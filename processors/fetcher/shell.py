@@ -13,7 +13,7 @@ from typing import TypeVar
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from processors.fetcher.core import outcome
+from processors.fetcher.core import FIRST_OUTCOME_VERSION, outcome
 from processors.fetcher.unsplash import Unsplash
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
@@ -102,7 +102,7 @@ class FetchHandler:
                 self._tracker.release(item.partition, item.offset)
         if not due:
             return
-        keys = [i.event.job_id for i in due] + [
+        keys = [outcome_key(_due(i)) for i in due] + [
             version_slot(i.event.job_id, i.event.version) for i in due
         ]
         claimed = await self._retrying(lambda: self._outcomes.find_many(keys), due[0])
@@ -114,7 +114,7 @@ class FetchHandler:
                 continue
             await self._in_flight.acquire()
             self._fetching.add((item.event.job_id, item.event.version))
-            task = asyncio.create_task(self._settle(item, claimed.get(item.event.job_id)))
+            task = asyncio.create_task(self._settle(item, claimed.get(outcome_key(_due(item)))))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -132,21 +132,21 @@ class FetchHandler:
     async def _settle(self, item: Consumed, claim: Claim | None) -> None:
         """Fetch the job's photo unless its outcome is claimed, then commit the outcome."""
         fields = item.log_fields(self._topic)
-        due, job_id = item.event, item.event.job_id
-        assert isinstance(due, JobDue)  # handle() takes only those
+        due = _due(item)
+        key = outcome_key(due)
         try:
             if claim is None:
                 async with self._slots:
                     answer = await self._unsplash.random_photo()
                 event = outcome(due, answer, self._now())
-                claimed = Claimed(job_id, event, fields)
+                claimed = Claimed(key, event, fields)
             else:  # claimed by an earlier run, which may not have got to append it
                 log.info("outcome claimed already; appending it again", extra=fields)
-                claimed = Claimed(job_id, claim.event, fields)
+                claimed = Claimed(key, claim.event, fields)
             await self._retrying(lambda: self.commits.submit(claimed), item)
             self._tracker.release(item.partition, item.offset)
         finally:
-            self._fetching.discard((job_id, due.version))
+            self._fetching.discard((due.job_id, due.version))
             self._in_flight.release()
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], item: Consumed) -> T:
@@ -162,10 +162,10 @@ class FetchHandler:
 
     async def _commit(self, batch: list[Claimed]) -> list[None]:
         """Claim each outcome (first writer wins) and append the claimed outcomes."""
-        claims = await self._outcomes.claim_many([(c.job_id, c.event, None) for c in batch])
+        claims = await self._outcomes.claim_many([(c.key, c.event, None) for c in batch])
         await self._publisher.publish([claim.event for claim in claims.values()])
         for c in batch:
-            event = claims[c.job_id].event
+            event = claims[c.key].event
             log.info("job %s", event.TYPE, extra={**c.fields, "outcome": event.TYPE})
         return [None] * len(batch)
 
@@ -175,11 +175,24 @@ def version_slot(job_id: str, version: int) -> str:
     return f"{job_id}@v{version}"
 
 
+def outcome_key(due: JobDue) -> str:
+    """Where the outcome of a JobDue's attempt is claimed: the slot of the version it takes
+    (no other event competes for it), or for a job's first attempt the job id, as before
+    jobs could be retried (outcomes claimed then are found after an upgrade)."""
+    version = due.version + 1
+    return due.job_id if version == FIRST_OUTCOME_VERSION else version_slot(due.job_id, version)
+
+
+def _due(item: Consumed) -> JobDue:
+    assert isinstance(item.event, JobDue)  # handle() settles only those
+    return item.event
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """An outcome to commit: the job's, and what to log it with."""
+    """An attempt's outcome to commit: the key it is claimed under, and what to log it with."""
 
-    job_id: str
+    key: str
     event: Event
     fields: dict[str, object]
 

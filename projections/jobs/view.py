@@ -18,7 +18,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from schema import Event, JobCancelled, JobDue, JobFailed, JobRequested, JobResolved, Photo
+from schema import (
+    Event,
+    JobCancelled,
+    JobDue,
+    JobFailed,
+    JobRequested,
+    JobResolved,
+    JobRetried,
+    Photo,
+)
 
 
 class JobStatus(StrEnum):
@@ -59,7 +68,7 @@ class JobView:
     seq: int | None = None
     result: Photo | None = None
     error: str | None = None
-    #: The job's events, oldest first, one per version.
+    #: The job's events, oldest first, one per version: every attempt of a retried job.
     history: tuple[HistoryEntry, ...] = ()
 
     @property
@@ -76,6 +85,7 @@ MOVES_FROM: dict[type[Event], frozenset[JobStatus]] = {
     JobResolved: frozenset({JobStatus.PROCESSING}),
     JobFailed: frozenset({JobStatus.PROCESSING}),
     JobCancelled: frozenset({JobStatus.PENDING}),
+    JobRetried: frozenset({JobStatus.FAILED}),
 }
 
 
@@ -111,6 +121,13 @@ def evolve(view: JobView | None, event: Event) -> JobView:
         moved = {"status": JobStatus.FAILED, "error": event.reason}
     elif isinstance(event, JobCancelled):
         moved = {"status": JobStatus.CANCELLED}
+    elif isinstance(event, JobRetried):  # a new wait; the failed attempt stays in the history
+        moved = {
+            "status": JobStatus.PENDING,
+            "due_at": event.due_at,
+            "delay_s": event.delay_s,
+            "error": None,
+        }
     else:
         raise TypeError(f"no view change for {event.TYPE}")
     return replace(job, **moved)

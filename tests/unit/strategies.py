@@ -14,6 +14,7 @@ from schema import (
     JobFailed,
     JobRequested,
     JobResolved,
+    JobRetried,
     Photo,
     PhotoLinks,
     PhotoUrls,
@@ -84,22 +85,59 @@ cancelled = st.builds(
     job_ids,
     moments,
 )
-events = st.one_of(requested, due, resolved, failed, cancelled)
+retried = st.builds(
+    lambda j, at, delay: JobRetried(
+        event_id=f"t-{j}",
+        job_id=j,
+        version=4,
+        occurred_at=at,
+        due_at=at + timedelta(seconds=delay),
+        delay_s=delay,
+    ),
+    job_ids,
+    moments,
+    st.floats(0, 300, allow_nan=False),
+)
+events = st.one_of(requested, due, resolved, failed, cancelled, retried)
+
+
+def _later(event: Event, versions: int) -> Event:
+    """The same kind of event for the attempt after a retry (`versions` on)."""
+    return replace(event, version=event.version + versions, event_id=f"{event.event_id}+")  # type: ignore[type-var]
 
 
 @st.composite
 def life(draw: st.DrawFn, job: str) -> list[Event]:
-    """One job's events in the order they reach the log: a plain life, or a cancel racing
-    its JobDue for version 2 (the first on the log wins; an outcome follows a JobDue only
-    when the fetcher saw the JobDue first)."""
-    req, d, c = (_with_job(draw(e), job) for e in (requested, due, cancelled))
+    """One job's events in the order they reach the log: a plain life, a cancel racing its
+    JobDue (the first on the log wins; an outcome follows a JobDue only when the fetcher saw
+    the JobDue first), or a failure retried, whose new attempt may race a cancel too."""
+    req, d, c, f, r = (
+        _with_job(draw(e), job) for e in (requested, due, cancelled, failed, retried)
+    )
     outcome = _with_job(draw(st.one_of(resolved, failed)), job)
-    kind = draw(st.sampled_from(["plain", "cancelled", "cancel first", "due first"]))
+    again = _with_job(draw(st.one_of(resolved, failed)), job)
+    d2, c2, again = _later(d, 3), _later(c, 3), _later(again, 3)
+    kind = draw(
+        st.sampled_from(
+            [
+                "plain",
+                "cancelled",
+                "cancel first",
+                "due first",
+                "retried",
+                "retry cancel first",
+                "retry due first",
+            ]
+        )
+    )
     return {
         "plain": [req, d, outcome],
         "cancelled": [req, c],
         "cancel first": [req, c, d],
         "due first": [req, d, c, outcome],
+        "retried": [req, d, f, r, d2, again],
+        "retry cancel first": [req, d, f, r, c2, d2],
+        "retry due first": [req, d, f, r, d2, c2, again],
     }[kind]
 
 
