@@ -1,13 +1,15 @@
 // The job board: REST for snapshots and creation, GraphQL (graphql-transport-ws) for live updates.
 // One page, two views: the board at / and one job's detail at /job/{id}.
 
-import { config, countdown, credit, el, photoFrame, seconds, waitBar, waited } from "./dom.js";
+import { commandButton, config, countdown, credit, el, photoFrame, queuedCommands, seconds, waitBar,
+  waited } from "./dom.js";
 import { detailView } from "./detail.js";
 
-const RANK = { pending: 0, processing: 1, resolved: 2, failed: 2, cancelled: 2 };
+const STATUSES = ["pending", "processing", "resolved", "failed", "cancelled"];
+const SETTLED = new Set(["resolved", "cancelled"]);  // no command moves these on (a failure: retry)
 const PING_EVERY_MS = 10000;
 const PONG_TIMEOUT_MS = 5000;
-const JOB_FIELDS = `id status seq createdAt dueAt updatedAt error
+const JOB_FIELDS = `id status version seq createdAt dueAt updatedAt error
   result { id altDescription color blurHash width height urls { small regular } links { html }
            user { name username links { html } } }`;
 
@@ -22,7 +24,8 @@ let boardScroll = 0;
 function fromGraphQL(job) {
   const r = job.result;
   return {
-    id: job.id, status: job.status.toLowerCase(), seq: job.seq, created_at: job.createdAt,
+    id: job.id, status: job.status.toLowerCase(), version: job.version, seq: job.seq,
+    created_at: job.createdAt,
     due_at: job.dueAt, updated_at: job.updatedAt, error: job.error,
     result: r && { id: r.id, alt_description: r.altDescription, color: r.color,
       blur_hash: r.blurHash, width: r.width, height: r.height, urls: r.urls, links: r.links,
@@ -30,12 +33,15 @@ function fromGraphQL(job) {
   };
 }
 
+// A job as the server says it is now. Each change is a new version; an older one (a page read
+// before a live update, say) changes nothing. A command's answer is `tentative`: the job as it
+// will be if the log takes the command, replaced by what the server then says of that version.
 function upsert(job) {
   const known = jobs.get(job.id);
-  if (known && RANK[known.status] > RANK[job.status]) return;
+  if (known && (known.version > job.version || (known.version === job.version && !known.tentative))) return;
   jobs.set(job.id, job);
   render(job);
-  if (job.id === detail.id && known?.status !== job.status) detail.refresh();
+  if (job.id === detail.id) detail.take(job);
 }
 
 function newer(a, b) {  // the server's order: seq (jobs without one after), then id
@@ -47,7 +53,9 @@ function newer(a, b) {  // the server's order: seq (jobs without one after), the
 
 function render(job) {
   let card = document.getElementById(`job-${job.id}`);
-  if (card?.dataset.status === job.status) return;  // a status's card never changes: keep it
+  // A version's card never changes: keep it (and its photo), unless the server contradicts a
+  // command's tentative answer for that version.
+  if (card?.dataset.version === String(job.version) && card.dataset.status === job.status) return;
   if (!card) {
     card = el("li", { class: "job", id: `job-${job.id}` });
     card.dataset.seq = job.seq ?? 0;  // none: a job from before seq, listed after all others
@@ -55,6 +63,7 @@ function render(job) {
     list.insertBefore(card, [...list.children].find((c) => newer(card, c)) || null);
   }
   card.dataset.status = job.status;
+  card.dataset.version = job.version;
   const meta = el("div", { class: "meta" }, el("span", { class: "status", text: job.status }));
   if (job.status === "pending") meta.append(" · ", el("span", { class: "countdown", text: countdown(job) }));
   let photo;
@@ -62,13 +71,15 @@ function render(job) {
     photo = photoFrame(job.result, "small", "(max-width: 600px) calc(100vw - 2rem), 270px");
     meta.append(credit(job.result));
   } else {
-    const waiting = job.status === "processing" ? "fetching photo…" : "waiting…";
-    photo = el("div", { class: "photo", text: job.status === "failed" ? "no photo" : waiting });
+    const text = { processing: "fetching photo…", failed: "no photo", cancelled: "cancelled: no photo" };
+    photo = el("div", { class: "photo", text: text[job.status] || "waiting…" });
     if (job.status === "pending") photo.append(waitBar(job));
     if (job.status === "failed") meta.append(el("p", { class: "error", text: job.error || "failed" }));
   }
   meta.append(el("a", { class: "id", href: `/job/${encodeURIComponent(job.id)}`, "data-route": "",
     "aria-label": `Details of job ${job.id}`, text: job.id }));
+  const command = commandButton(job);
+  if (command) meta.append(command);
   card.replaceChildren(photo, meta);
   document.getElementById("empty").hidden = jobs.size > 0;
 }
@@ -143,15 +154,15 @@ async function loadMore() {
 }
 
 function showCounts(counts) {  // pushed by the jobCounts subscription: now, then on changes
-  for (const status of Object.keys(RANK)) {
+  for (const status of STATUSES) {
     document.getElementById(`count-${status}`).textContent = counts[status];
   }
 }
 
-// Creations go to localStorage first, each request with its idempotency key, then to the
-// server: a lost connection (or a closed tab) loses none, and the key makes each request
-// exactly its jobs even when it got through but its answer did not. "Create N" is one
-// request ({"count": N}), appended on the server as one batch.
+// Requests go to localStorage first, each with its idempotency key, then to the server: a lost
+// connection (or a closed tab) loses none, and the key makes each request count once even
+// when it got through but its answer did not. "Create N" is one request ({"count": N}),
+// appended on the server as one batch; a cancel or a retry is an item {key, command, id}.
 const QUEUE_KEY = "jobline.queue";
 
 function queue() {
@@ -163,6 +174,11 @@ function saveQueue(items) {
 }
 
 function showQueued(item) {
+  if (item.command) {
+    queuedCommands.set(item.id, item.command);
+    redrawCommands(item.id);
+    return;
+  }
   for (let i = 0; i < (item.count || 1); i += 1) {
     if (document.getElementById(`queued-${item.key}-${i}`)) continue;
     const card = el("li", { class: "job", id: `queued-${item.key}-${i}`, "data-status": "queued" },
@@ -175,16 +191,49 @@ function showQueued(item) {
 
 function dequeue(item) {
   saveQueue(queue().filter((queued) => queued.key !== item.key));
+  if (item.command) {
+    queuedCommands.delete(item.id);
+    redrawCommands(item.id);
+    return;
+  }
   for (let i = 0; i < (item.count || 1); i += 1) {
     document.getElementById(`queued-${item.key}-${i}`)?.remove();
   }
 }
 
-async function createJobs(howMany) {
-  const item = { key: crypto.randomUUID(), count: howMany };
+function enqueue(item) {
   saveQueue([...queue(), item]);
   showQueued(item);
-  await flush();
+  return flush();
+}
+
+const createJobs = (howMany) => enqueue({ key: crypto.randomUUID(), count: howMany });
+
+// The command buttons of a job (its card's, its detail view's), as its state and queue say now.
+function redrawCommands(id) {
+  for (const button of document.querySelectorAll(`button.command[data-job="${CSS.escape(id)}"]`)) {
+    const job = button.closest("#detail") ? detail.job : jobs.get(id);
+    button.replaceWith(commandButton(job) || "");
+  }
+}
+
+let noticeTimer = null;
+function notice(text) {
+  const shown = document.getElementById("notice");
+  shown.textContent = text;
+  shown.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { shown.hidden = true; }, 10000);
+}
+
+// A command the server refused (the job moved on meanwhile, or is gone): say why, and show
+// the job as it is now.
+async function refused(item, response) {
+  let detail = `the server answered ${response.status}`;
+  try { detail = (await response.json()).detail || detail; } catch { /* not JSON: keep the status */ }
+  notice(`Could not ${item.command} job ${item.id.slice(0, 8)}: ${detail}`);
+  const current = await fetch(`/jobs/${encodeURIComponent(item.id)}`).catch(() => null);
+  if (current?.ok) upsert(await current.json());
 }
 
 let flushing = false;
@@ -192,10 +241,11 @@ async function flush() {
   if (flushing) return;
   flushing = true;
   try {
-    for (const item of queue()) {
+    // One at a time, oldest first, until the queue is empty: an item queued meanwhile too.
+    for (let item = queue()[0]; item; item = queue()[0]) {
       let response;
       try {
-        response = await fetch("/jobs", {
+        response = await fetch(item.command ? `/jobs/${encodeURIComponent(item.id)}/${item.command}` : "/jobs", {
           method: "POST",
           headers: { "Idempotency-Key": item.key, "Content-Type": "application/json" },
           // An item queued by an older page has no count: sent as it was, without a body.
@@ -206,20 +256,23 @@ async function flush() {
       }
       if (response.status >= 500) return;  // the server is struggling: try again later
       if (response.status === 202) {
-        const created = await response.json();
-        (created.jobs || [created]).forEach(upsert);
+        const answer = await response.json();
+        if (item.command) upsert({ ...answer, tentative: true });
+        else (answer.jobs || [answer]).forEach(upsert);
+      } else if (item.command) {
+        await refused(item, response);
       }
-      dequeue(item);  // created, or refused for good (a 4xx will not get better)
+      dequeue(item);  // done, or refused for good (a 4xx will not get better)
     }
   } finally {
     flushing = false;
   }
 }
 
-async function catchUp() {  // after a reconnect: the newest jobs, and every unfinished one
+async function catchUp() {  // after a reconnect: the newest jobs, and every unsettled one
   if (detail.id !== null) detail.refresh();
   const fresh = await snapshot();
-  const open = [...jobs.values()].filter((job) => RANK[job.status] < 2 && !fresh.has(job.id));
+  const open = [...jobs.values()].filter((job) => !SETTLED.has(job.status) && !fresh.has(job.id));
   await Promise.all(open.map(async (job) => {
     const response = await fetch(`/jobs/${job.id}`);
     if (response.ok) upsert(await response.json());
@@ -306,6 +359,11 @@ function route({ refocus = true } = {}) {
 }
 
 document.addEventListener("click", (event) => {
+  const command = event.target.closest("button.command");
+  if (command && !command.disabled) {
+    enqueue({ key: crypto.randomUUID(), command: command.dataset.command, id: command.dataset.job });
+    return;
+  }
   const anchor = event.target.closest("a[data-route]");
   if (!anchor || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
   event.preventDefault();

@@ -1,13 +1,23 @@
 // One job's own view, at /job/{id}: every field, and the events of its life.
 
-import { countdown, credit, el, link, photoFrame, safeColour, seconds, waitBar, waited } from "./dom.js";
+import { commandButton, countdown, credit, el, link, photoFrame, safeColour, seconds, waitBar,
+  waited } from "./dom.js";
 
+// What each event of the history meant. `last`: the job's latest event (the view's fields,
+// such as its wait, its photo or its error, are that event's); `attempt`: which fetch.
 const WHAT_HAPPENED = {
-  JobRequested: (job) => `requested; waits ${job.delay_s == null ? "?" : seconds(job.delay_s)}`,
-  JobDue: () => "due: the fetcher asks Unsplash for a photo",
+  JobRequested: (job, { retried }) => (retried || job.delay_s == null ? "requested"
+    : `requested; waits ${seconds(job.delay_s)}`),
+  JobDue: (job, { attempt }) => `due: the fetcher asks Unsplash for a photo (attempt ${attempt})`,
   JobResolved: (job) => (job.result ? `photo ${job.result.id} by ${job.result.user.name}` : "resolved"),
-  JobFailed: (job) => `failed: ${job.error || "no reason given"}`,
+  JobFailed: (job, { last, attempt }) => (last ? `attempt ${attempt} failed: ${job.error || "no reason given"}`
+    : `attempt ${attempt} failed`),
+  JobCancelled: () => "cancelled: no photo is fetched",
+  JobRetried: (job, { last }) => (last && job.delay_s != null ? `retried; waits ${seconds(job.delay_s)}`
+    : "retried: a new attempt after a new wait"),
 };
+
+const SETTLED_WITHOUT = new Set(["failed", "cancelled"]);  // no photo, unless retried
 
 function when(iso) {
   const at = new Date(iso);
@@ -23,8 +33,10 @@ function field(list, term, ...value) {
 function jobFields(job) {
   const list = el("dl", { class: "fields", "aria-label": "Job fields" });
   field(list, "ID", el("code", { text: job.id }));
+  const command = commandButton(job);
   field(list, "Status", el("span", { class: "status", text: job.status }),
-    ...(job.status === "pending" ? [" · ", el("span", { class: "countdown", text: countdown(job) })] : []));
+    ...(job.status === "pending" ? [" · ", el("span", { class: "countdown", text: countdown(job) })] : []),
+    ...(command ? [" ", command] : []));
   field(list, "Created", when(job.created_at));
   field(list, "Due", when(job.due_at));
   if (job.delay_s != null) field(list, "Delay", seconds(job.delay_s));
@@ -59,14 +71,18 @@ function history(job) {
   const events = job.history || [];
   const start = Date.parse(events[0]?.occurred_at);
   const list = el("ol", { class: "history" });
-  for (const event of events) {
+  const retried = events.some((event) => event.type === "JobRetried");
+  let attempt = 0;
+  for (const [i, event] of events.entries()) {
     const after = (Date.parse(event.occurred_at) - start) / 1000;
+    if (event.type === "JobDue") attempt += 1;
     const describe = WHAT_HAPPENED[event.type] || (() => "");
+    const context = { last: i === events.length - 1, attempt, retried };
     list.append(el("li", { "data-type": event.type },
       el("span", { class: "event-type", text: event.type }),
       el("span", { class: "event-at" }, when(event.occurred_at),
         event.version > 1 ? ` (+${after.toFixed(1)} s)` : ""),
-      el("span", { class: "event-what", text: describe(job) }),
+      el("span", { class: "event-what", text: describe(job, context) }),
       el("code", { class: "event-id", title: "event id", text: `v${event.version} · ${event.event_id}` })));
   }
   return list;
@@ -76,7 +92,7 @@ function renderDetail(section, job) {
   const heading = el("h2", { tabindex: "-1", text: `Job ${job.id.slice(0, 8)}` });
   const sizes = "(max-width: 700px) calc(100vw - 2rem), 640px";
   const photo = job.result ? photoFrame(job.result, "regular", sizes)
-    : el("div", { class: "photo", text: job.status === "failed" ? "no photo" : "no photo yet" });
+    : el("div", { class: "photo", text: SETTLED_WITHOUT.has(job.status) ? "no photo" : "no photo yet" });
   if (job.status === "pending") photo.append(waitBar(job));
   const facts = el("div", { class: "facts" }, jobFields(job));
   if (job.result) facts.append(credit(job.result), el("h3", { text: "Photo" }), photoFields(job.result));
@@ -118,15 +134,21 @@ export function detailView(section) {
       return null;
     }
     if (id !== view.id) return null;  // the user has moved on meanwhile
-    if (response.ok) {
-      const job = await response.json();
-      if (job.version === view.job?.version) return null;  // unchanged: keep focus and photo
-      view.job = job;
-      return renderDetail(section, job);
-    }
+    if (response.ok) return view.take(await response.json());
     if (response.status === 404) return renderAbsent(section, id, "There is no job with this ID.");
     if (!view.job) return renderAbsent(section, id, `The server answered ${response.status}; retrying.`);
     return null;
+  };
+
+  // Show `job` if it is news: a later version than shown, or the server's word on a version
+  // shown from a command's tentative answer. Otherwise keep the view (its focus, its photo).
+  view.take = (job) => {
+    const shown = view.job;
+    if (job.id !== view.id || (shown && (job.version < shown.version
+        || (job.version === shown.version && !shown.tentative)))) return null;
+    if (!job.history) return view.refresh();  // a live update: the history comes by REST
+    view.job = job;
+    return renderDetail(section, job);
   };
 
   view.show = async (id) => {

@@ -39,9 +39,10 @@ export function countdown(job) {
   return left > 0 ? `due in ${seconds(left)}` : "due now";
 }
 
-// How much of its wait a pending job has done, 0 to 1.
+// How much of its wait a pending job has done, 0 to 1. A wait starts when the job is created,
+// or retried (the job's last change while it is pending).
 export function waited(job) {
-  const start = Date.parse(job.created_at);
+  const start = Date.parse(job.updated_at || job.created_at);
   const span = Date.parse(job.due_at) - start;
   return span > 0 ? Math.min(1, Math.max(0, (Date.now() - start) / span)) : 1;
 }
@@ -82,4 +83,23 @@ export function photoFrame(photo, size, sizes) {
   img.addEventListener("load", () => frame.classList.add("loaded"), { once: true });
   frame.append(img);
   return frame;
+}
+
+// The command a job's state offers (cancel while it waits, retry once it failed), as a button
+// for the page's click handler; while a request for it is queued, disabled and saying so.
+const COMMANDS = {
+  pending: { command: "cancel", label: "Cancel", busy: "Cancelling…" },
+  failed: { command: "retry", label: "Retry", busy: "Retrying…" },
+};
+export const queuedCommands = new Map();  // job id -> the command queued for it
+
+export function commandButton(job) {
+  const offered = job && COMMANDS[job.status];
+  if (!offered) return null;
+  const queued = queuedCommands.get(job.id) === offered.command;
+  const button = el("button", { type: "button", class: "command", "data-command": offered.command,
+    "data-job": job.id, "aria-label": `${offered.label} job ${job.id}`,
+    text: queued ? offered.busy : offered.label });
+  button.disabled = queued;
+  return button;
 }
