@@ -133,6 +133,16 @@ class System:
         job: dict[str, Any] = response.json()
         return job
 
+    async def mutate(self, document: str, **variables: Any) -> dict[str, Any]:
+        """Run a GraphQL mutation of one field; that field's payload."""
+        response = await self.http.post(
+            "/graphql", json={"query": document, "variables": variables}
+        )
+        assert response.status_code == 200, response.text
+        (payload,) = response.json()["data"].values()
+        assert isinstance(payload, dict), payload
+        return payload
+
     async def wait_for(
         self, job_id: str, statuses: tuple[str, ...] = ("resolved", "failed"), timeout_s: float = 90
     ) -> dict[str, Any]:
@@ -143,6 +153,18 @@ class System:
                 return job
             assert asyncio.get_running_loop().time() < deadline, f"job stuck: {job}"
             await asyncio.sleep(0.1)
+
+
+async def failed_job(system: System, stand_in: StandInServer) -> dict[str, Any]:
+    """A job whose fetch Unsplash refuses for good (a 404: the fetcher does not try again)."""
+    stand_in.state.fault_status = 404
+    try:
+        job = await system.create()
+        failed = await system.wait_for(job["id"])
+    finally:
+        stand_in.state.fault_status = None
+    assert failed["status"] == "failed", failed
+    return failed
 
 
 async def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:

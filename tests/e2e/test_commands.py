@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
 from schema import JobCancelled, JobRetried
-from tests.conftest import StandInServer, System, SystemFactory
+from tests.conftest import (
+    StandInServer,
+    SystemFactory,
+    failed_job,
+)
 from tests.logread import read_events
 from tests.proxy import TcpProxy
+from tests.unit.events import RETRIED_AND_RESOLVED
 
 pytestmark = pytest.mark.browser
 
@@ -37,23 +41,12 @@ def _errors(page: Page) -> list[str]:
     return errors
 
 
-async def _failed_job(system: System, stand_in: StandInServer) -> dict[str, Any]:
-    stand_in.state.fault_status = 404  # Unsplash refuses: the job fails at once, for good
-    try:
-        job = await system.create()
-        failed = await system.wait_for(job["id"])
-    finally:
-        stand_in.state.fault_status = None
-    assert failed["status"] == "failed", failed
-    return failed
-
-
 async def test_cancel_and_retry_from_the_board(
     browser: Browser, make_system: SystemFactory, stand_in: StandInServer, artifacts: Path
 ) -> None:
     # A wait long enough to cancel in however long a busy machine takes; a retry's too.
     system = await make_system(delay_min_s=4.0, delay_max_s=4.0, delay_step_s=1.0)
-    failed = await _failed_job(system, stand_in)
+    failed = await failed_job(system, stand_in)
     waiting = await system.create()
     page = await browser.new_page()
     errors = _errors(page)
@@ -92,7 +85,7 @@ async def test_cancel_and_retry_from_the_job_view_with_every_attempt_in_the_hist
     browser: Browser, make_system: SystemFactory, stand_in: StandInServer
 ) -> None:
     system = await make_system(delay_min_s=4.0, delay_max_s=4.0, delay_step_s=1.0)
-    failed = await _failed_job(system, stand_in)
+    failed = await failed_job(system, stand_in)
     page = await browser.new_page()
     errors = _errors(page)
     await page.goto(f"{system.base_url}/job/{failed['id']}")
@@ -105,14 +98,10 @@ async def test_cancel_and_retry_from_the_job_view_with_every_attempt_in_the_hist
     await expect(status).to_have_text("resolved", timeout=30_000)
     history = detail.locator(".history li")
     await expect(history).to_have_count(6)
-    assert await history.evaluate_all("items => items.map(i => i.dataset.type)") == [
-        "JobRequested",
-        "JobDue",
-        "JobFailed",
-        "JobRetried",
-        "JobDue",
-        "JobResolved",
-    ]
+    assert (
+        await history.evaluate_all("items => items.map(i => i.dataset.type)")
+        == RETRIED_AND_RESOLVED
+    )
     await expect(history.nth(2)).to_contain_text("attempt 1 failed")
     await expect(history.nth(4)).to_contain_text("attempt 2")
     await expect(detail.locator(".photo img")).to_be_visible()

@@ -5,7 +5,6 @@ replay; clear errors on both faces."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -26,14 +25,6 @@ CANCEL = """mutation($id: ID!) {
     errors { __typename message ... on WrongStateError { status } ... on NotFoundError { id } }
   }
 }"""
-
-
-async def _cancel_by_graphql(system: System, job_id: str) -> dict[str, Any]:
-    response = await system.http.post(
-        "/graphql", json={"query": CANCEL, "variables": {"id": job_id}}
-    )
-    payload: dict[str, Any] = response.json()["data"]["cancelJob"]
-    return payload
 
 
 async def test_a_cancelled_job_gets_no_photo_even_across_a_restart_of_the_delay_processor(
@@ -62,7 +53,7 @@ async def test_a_cancelled_job_gets_no_photo_even_across_a_restart_of_the_delay_
 
 async def test_cancel_errors_are_clear_on_both_faces(system: System) -> None:
     job = await system.create()
-    by_graphql = await _cancel_by_graphql(system, job["id"])
+    by_graphql = await system.mutate(CANCEL, id=job["id"])
     assert by_graphql["job"] == {"id": job["id"], "status": "CANCELLED", "version": 2}
     assert by_graphql["errors"] == []
     await system.wait_for(job["id"], ("cancelled",))
@@ -70,7 +61,7 @@ async def test_cancel_errors_are_clear_on_both_faces(system: System) -> None:
     again = await system.http.post(f"/jobs/{job['id']}/cancel")
     assert again.status_code == 409
     assert "cancelled" in again.json()["detail"]
-    again_by_graphql = await _cancel_by_graphql(system, job["id"])
+    again_by_graphql = await system.mutate(CANCEL, id=job["id"])
     assert again_by_graphql["job"] is None
     (error,) = again_by_graphql["errors"]
     assert (error["__typename"], error["status"]) == ("WrongStateError", "CANCELLED")
@@ -83,7 +74,7 @@ async def test_cancel_errors_are_clear_on_both_faces(system: System) -> None:
 
     missing = await system.http.post("/jobs/no-such-job/cancel")
     assert missing.status_code == 404
-    (error,) = (await _cancel_by_graphql(system, "no-such-job"))["errors"]
+    (error,) = (await system.mutate(CANCEL, id="no-such-job"))["errors"]
     assert (error["__typename"], error["id"]) == ("NotFoundError", "no-such-job")
     cancels = [e for e in await read_events(system.settings) if isinstance(e, JobCancelled)]
     assert len(cancels) == 1  # refusals append nothing

@@ -6,12 +6,18 @@ gives the same documents."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from projections.jobs.replay import replay
 from schema import JobDue, JobRetried
-from tests.conftest import StandInServer, System, SystemFactory, eventually
+from tests.conftest import (
+    StandInServer,
+    System,
+    SystemFactory,
+    eventually,
+    failed_job,
+)
 from tests.logread import read_events
+from tests.unit.events import RETRIED_AND_RESOLVED
 
 RETRY = """mutation($id: ID!, $key: String) {
   retryJob(id: $id, idempotencyKey: $key) {
@@ -21,31 +27,11 @@ RETRY = """mutation($id: ID!, $key: String) {
 }"""
 
 
-async def _retry_by_graphql(system: System, job_id: str, key: str | None = None) -> dict[str, Any]:
-    response = await system.http.post(
-        "/graphql", json={"query": RETRY, "variables": {"id": job_id, "key": key}}
-    )
-    payload: dict[str, Any] = response.json()["data"]["retryJob"]
-    return payload
-
-
-async def _failed_job(system: System, stand_in: StandInServer) -> dict[str, Any]:
-    """A job whose fetch Unsplash refuses for good (404: no retries in the fetcher)."""
-    stand_in.state.fault_status = 404
-    try:
-        job = await system.create()
-        failed = await system.wait_for(job["id"])
-    finally:
-        stand_in.state.fault_status = None
-    assert failed["status"] == "failed", failed
-    return failed
-
-
 async def test_a_failed_job_retried_resolves_and_its_history_keeps_every_attempt(
     make_system: SystemFactory, stand_in: StandInServer
 ) -> None:
     system = await make_system(delay_min_s=1.0, delay_max_s=1.0, delay_step_s=0.5)
-    failed = await _failed_job(system, stand_in)
+    failed = await failed_job(system, stand_in)
     assert "404" in failed["error"]
 
     response = await system.http.post(f"/jobs/{failed['id']}/retry")
@@ -60,14 +46,7 @@ async def test_a_failed_job_retried_resolves_and_its_history_keeps_every_attempt
     resolved = await system.wait_for(failed["id"], ("resolved",))
     assert resolved["version"] == 6
     assert resolved["result"]["id"]
-    assert [e["type"] for e in resolved["history"]] == [
-        "JobRequested",
-        "JobDue",
-        "JobFailed",
-        "JobRetried",
-        "JobDue",
-        "JobResolved",
-    ]
+    assert [e["type"] for e in resolved["history"]] == RETRIED_AND_RESOLVED
     assert [e["version"] for e in resolved["history"]] == [1, 2, 3, 4, 5, 6]
     counts = (await system.http.get("/job-counts")).json()
     assert (counts["failed"], counts["resolved"], counts["pending"]) == (0, 1, 0)
@@ -79,11 +58,11 @@ async def test_a_failed_job_retried_resolves_and_its_history_keeps_every_attempt
 async def test_concurrent_retries_of_one_failure_make_one_attempt(
     system: System, stand_in: StandInServer
 ) -> None:
-    failed = await _failed_job(system, stand_in)
+    failed = await failed_job(system, stand_in)
     photos = stand_in.state.photos
     by_rest, by_graphql, again = await asyncio.gather(
         system.http.post(f"/jobs/{failed['id']}/retry"),
-        _retry_by_graphql(system, failed["id"]),
+        system.mutate(RETRY, id=failed["id"]),
         system.http.post(f"/jobs/{failed['id']}/retry"),
     )
     assert by_rest.status_code == again.status_code == 202
@@ -107,11 +86,11 @@ async def test_retry_errors_are_clear_on_both_faces(
     assert pending.status_code == 409
     assert "only a failed job can be retried" in pending.json()["detail"]
     resolved = await system.wait_for(job["id"])
-    (error,) = (await _retry_by_graphql(system, resolved["id"]))["errors"]
+    (error,) = (await system.mutate(RETRY, id=resolved["id"]))["errors"]
     assert (error["__typename"], error["status"]) == ("WrongStateError", "RESOLVED")
 
     assert (await system.http.post("/jobs/no-such-job/retry")).status_code == 404
-    (error,) = (await _retry_by_graphql(system, "no-such-job"))["errors"]
+    (error,) = (await system.mutate(RETRY, id="no-such-job"))["errors"]
     assert (error["__typename"], error["id"]) == ("NotFoundError", "no-such-job")
     bad_key = await system.http.post(f"/jobs/{job['id']}/retry", headers={"Idempotency-Key": ""})
     assert bad_key.status_code == 422
@@ -123,7 +102,7 @@ async def test_a_command_repeated_with_its_key_gets_the_job_as_it_is_now(
     system: System, stand_in: StandInServer
 ) -> None:
     """As a page resending a queued retry or cancel whose answer it never got."""
-    failed = await _failed_job(system, stand_in)
+    failed = await failed_job(system, stand_in)
     key = {"Idempotency-Key": "retry-once"}
     first = await system.http.post(f"/jobs/{failed['id']}/retry", headers=key)
     assert first.status_code == 202, first.text

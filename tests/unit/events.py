@@ -78,3 +78,14 @@ def job_life(
         ),
         outcome,
     ]
+
+
+#: A job's history, by event type, once it failed, was retried and then resolved.
+RETRIED_AND_RESOLVED = [
+    "JobRequested",
+    "JobDue",
+    "JobFailed",
+    "JobRetried",
+    "JobDue",
+    "JobResolved",
+]

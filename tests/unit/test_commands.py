@@ -25,7 +25,7 @@ from schema import (
     JobRetried,
     derived_event_id,
 )
-from tests.unit.events import job_life, photo
+from tests.unit.events import RETRIED_AND_RESOLVED, job_life, photo
 
 NOW = utc_now()
 
@@ -92,14 +92,7 @@ def test_a_retry_gets_its_own_job_due_and_outcome_with_ids_of_their_own() -> Non
     assert resolved.event_id == derived_event_id("j", "outcome@6") != first_outcome.event_id
     view = given(*life, retry, due, resolved)
     assert (view.status, view.version, view.result) == (JobStatus.RESOLVED, 6, photo("second"))
-    assert [e.type for e in view.history] == [
-        "JobRequested",
-        "JobDue",
-        "JobFailed",
-        "JobRetried",
-        "JobDue",
-        "JobResolved",
-    ]
+    assert [e.type for e in view.history] == RETRIED_AND_RESOLVED
 
 
 def test_first_attempts_keep_the_ids_they_had_before_retries() -> None:
