@@ -1,7 +1,7 @@
 """Retrying a failed job, and commands repeated with an idempotency key, on the real broker,
 store and stand-in: a new attempt recorded as the job's next versions, every attempt in the
 history, one attempt for concurrent retries, clear errors on both faces, and a replay that
-gives the same documents."""
+gives the same documents as the projection wrote."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ async def test_a_failed_job_retried_resolves_and_its_history_keeps_every_attempt
     counts = (await system.http.get("/job-counts")).json()
     assert (counts["failed"], counts["resolved"], counts["pending"]) == (0, 1, 0)
 
+    cancelled = await system.create()  # and a cancel on the same log, for the replay
+    assert (await system.http.post(f"/jobs/{cancelled['id']}/cancel")).status_code == 202
+    await system.wait_for(cancelled["id"], ("cancelled",))
     verified = await replay(system.settings, lambda done, total: None, verify=True)
     assert verified.differences == []
 
