@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -20,11 +20,13 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from api.context import GraphQLInfo
 from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
 from api.feed import SubscriberTooSlow
-from api.service import MAX_CREATE
-from api.types import GraphQLCounts, GraphQLJob, graphql_counts
+from api.service import MAX_CREATE, MAX_PAGE
+from api.types import GraphQLCounts, GraphQLJob, Node, graphql_counts
 from projections.jobs.store import encode_cursor
 from projections.jobs.view import JobStatus, JobView
 from runtime.groupcommit import Saturated
+
+DEFAULT_PAGE = 20
 
 if TYPE_CHECKING:  # the resolvers return the views and counts themselves
     Job = JobView
@@ -34,22 +36,50 @@ else:  # which Strawberry serves through the types made from them (api/types.py)
     JobCounts = GraphQLCounts
 
 
-@strawberry.type
+@strawberry.type(description="A job in a list, and the cursor to page on from it.")
 class JobEdge:
     cursor: str
     node: Job
 
 
-@strawberry.type
+@strawberry.type(description="Where a page lies in the whole list (Relay's PageInfo).")
 class PageInfo:
-    has_next_page: bool
+    has_next_page: bool = strawberry.field(
+        description="Older jobs follow (paging backwards: true whenever `before` was given)."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Newer jobs precede (paging forwards: true whenever `after` was given)."
+    )
+    start_cursor: str | None
     end_cursor: str | None
 
 
-@strawberry.type
+@strawberry.type(description="A page of jobs, newest first (a Relay connection).")
 class JobConnection:
     edges: list[JobEdge]
     page_info: PageInfo
+    status: strawberry.Private[str | None]
+
+    @strawberry.field(description="How many jobs the whole list holds (with `status`: in it).")
+    async def total_count(self, info: GraphQLInfo) -> int:
+        counts = await info.context.services.jobs.counts()
+        return counts[self.status] if self.status is not None else sum(counts.values())
+
+
+def connection(
+    views: list[JobView], status: str | None, *, newer: bool, older: bool
+) -> JobConnection:
+    edges = [JobEdge(cursor=encode_cursor(v), node=v) for v in views]
+    return JobConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=older,
+            has_previous_page=newer,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        status=status,
+    )
 
 
 @strawberry.interface(description="Why a mutation did not do what it was asked.")
@@ -123,26 +153,43 @@ class Query:
     async def job(self, info: GraphQLInfo, id: strawberry.ID) -> Job | None:
         return await info.context.services.jobs.get(str(id))
 
+    @strawberry.field(description="The object with this id (a job), or null when there is none.")
+    async def node(self, info: GraphQLInfo, id: strawberry.ID) -> Node | None:
+        view: Any = await info.context.services.jobs.get(str(id))
+        return cast(Node | None, view)
+
     @strawberry.field(description="How many jobs are in each status.")
     async def job_counts(self, info: GraphQLInfo) -> JobCounts:
         return graphql_counts(await info.context.services.jobs.counts())
 
-    @strawberry.field(description="Jobs, newest first (Relay-style cursor pagination).")
+    @strawberry.field(
+        description=f"Jobs, newest first, as a Relay connection: `first` (default "
+        f"{DEFAULT_PAGE}) after a cursor, or `last` before one (paging back towards the "
+        f"newest); at most {MAX_PAGE} a page."
+    )
     async def jobs(
         self,
         info: GraphQLInfo,
-        first: int | None = 20,
+        *,
+        first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         status: JobStatus | None = None,
     ) -> JobConnection:
-        views, next_cursor = await info.context.services.jobs.page(
-            20 if first is None else first, after, status.value if status else None
+        jobs, wanted = info.context.services.jobs, status.value if status else None
+        backwards = last is not None or before is not None
+        if backwards and (first is not None or after is not None):
+            raise InvalidInput("page forwards (first, after) or backwards (last, before), not both")
+        if backwards:
+            views, newer = await jobs.page_before(
+                DEFAULT_PAGE if last is None else last, before, wanted
+            )
+            return connection(views, wanted, newer=newer, older=before is not None)
+        views, next_cursor = await jobs.page(
+            DEFAULT_PAGE if first is None else first, after, wanted
         )
-        edges = [JobEdge(cursor=encode_cursor(v), node=v) for v in views]
-        return JobConnection(
-            edges=edges,
-            page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
-        )
+        return connection(views, wanted, newer=after is not None, older=next_cursor is not None)
 
 
 @strawberry.type

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.context import ServicesDep
+from api.errors import InvalidInput
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
-from projections.jobs.view import JobStatus
+from projections.jobs.store import encode_cursor
+from projections.jobs.view import JobStatus, JobView
 
 
 class JobPage(BaseModel):
+    """A page of jobs, newest first."""
+
     items: list[JobOut]  # type: ignore[valid-type]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last."
+    )
+    previous_cursor: str | None = Field(
+        None, description="Pass as `before` for the previous (newer) page; null on the first."
+    )
 
 
 router = APIRouter(tags=["jobs"])
@@ -65,11 +74,26 @@ async def list_jobs(
     found: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    before: Annotated[str | None, Query(max_length=500)] = None,
     status: JobStatus | None = None,
 ) -> JobPage:
-    """Jobs, newest first. Pass `next_cursor` back as `cursor` for the next page."""
+    """Jobs, newest first. Pass `next_cursor` back as `cursor` for the next (older) page, or
+    `previous_cursor` as `before` for the previous (newer) one."""
+    if before is not None:
+        if cursor is not None:
+            raise InvalidInput("pass cursor (older jobs) or before (newer jobs), not both")
+        views, newer = await found.jobs.page_before(limit, before, status)
+        return _page(views, older=bool(views), newer=newer)
     views, next_cursor = await found.jobs.page(limit, cursor, status)
-    return JobPage(items=[job_out(v) for v in views], next_cursor=next_cursor)
+    return _page(views, older=next_cursor is not None, newer=cursor is not None)
+
+
+def _page(views: list[JobView], *, older: bool, newer: bool) -> JobPage:
+    return JobPage(
+        items=[job_out(v) for v in views],
+        next_cursor=encode_cursor(views[-1]) if older and views else None,
+        previous_cursor=encode_cursor(views[0]) if newer and views else None,
+    )
 
 
 #: The Idempotency-Key header, as the commands on a job take it.

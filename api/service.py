@@ -303,14 +303,7 @@ class JobService:
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:
         """Up to `limit` jobs, newest first, after `cursor`, and the next page's cursor."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        if status is not None and status not in STATUSES:
-            raise InvalidInput(f"unknown status {status!r}")
-        try:
-            after = decode_cursor(cursor) if cursor is not None else None
-        except InvalidCursor as error:
-            raise InvalidInput(str(error)) from None
+        after = _page_arguments(limit, cursor, status)
         scan = self._board.scan(limit + 1, after, status)
         if scan is None:
             return await self._views.page(limit, cursor, status)
@@ -322,6 +315,27 @@ class JobService:
             found += rest
         views = found[:limit]
         return views, encode_cursor(views[-1]) if len(found) > limit else None
+
+    async def page_before(
+        self, limit: int, cursor: str | None, status: str | None
+    ) -> tuple[list[JobView], bool]:
+        """Up to `limit` jobs just newer than `cursor` (without one, the oldest), newest
+        first, and whether there are newer ones still: paging backwards. From the store's
+        indexes (the board serves the newest pages, which paging forwards reads)."""
+        _page_arguments(limit, cursor, status)
+        return await self._views.page_before(limit, cursor, status)
+
+
+def _page_arguments(limit: int, cursor: str | None, status: str | None) -> tuple[int, str] | None:
+    """The position a page starts from, once its arguments are known to be good."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"a page holds 1 to {MAX_PAGE} jobs (limit, first or last)")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r}")
+    try:
+        return decode_cursor(cursor) if cursor is not None else None
+    except InvalidCursor as error:
+        raise InvalidInput(str(error)) from None
 
 
 def _key_conflict(key: str | None) -> IdempotencyConflict:

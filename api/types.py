@@ -24,7 +24,7 @@ strawberry.enum(JobStatus, description="Where a job is in its life.")
 #: Descriptions shared by both faces, by field name.
 DESCRIPTIONS = {
     "seq": "The job's place in creation order (the board's order, newest first).",
-    "delay_s": "The wait, decided at creation.",
+    "delay_s": "The wait, decided at creation (or at the latest retry).",
     "history": "The job's events, oldest first.",
     "type": f"The event's type: {', '.join(EVENT_TYPES)}.",
     "result": "The photo, once resolved.",
@@ -38,13 +38,32 @@ DESCRIPTIONS = {
 _GRAPHQL: dict[type, type] = {}
 
 
+@strawberry.interface(
+    description="An object with an id unique across the schema, found again by `node(id)` "
+    "(Relay's object identification)."
+)
+class Node:
+    id: strawberry.ID
+
+    @classmethod
+    def resolve_type(cls, obj: Any, info: Any, abstract_type: Any) -> str | None:
+        """The GraphQL type of a value the resolvers return: the type made from its class."""
+        made = _GRAPHQL.get(type(obj))
+        return None if made is None else made.__strawberry_definition__.name  # type: ignore[attr-defined]
+
+
 def graphql_type(
-    cls: type, *, name: str | None = None, fields: dict[str, Any] | None = None
+    cls: type,
+    *,
+    name: str | None = None,
+    fields: dict[str, Any] | None = None,
+    interfaces: tuple[type, ...] = (),
 ) -> Any:
     """A Strawberry type with the fields of dataclass `cls` (a nested dataclass becomes its
     own derived type, a tuple a list, an `id` or `*_id` an ID); `fields` gives some of them a
     `strawberry.field` of their own (a GraphQL name, or a resolver where the view's value
-    needs saying)."""
+    needs saying). The resolvers return instances of `cls` themselves, which is how the type
+    recognises its values (behind an interface, say)."""
     hints = get_type_hints(cls)
     namespace: dict[str, Any] = {
         name: strawberry.field(description=text)
@@ -52,12 +71,13 @@ def graphql_type(
         if name in hints
     }
     namespace |= fields or {}
+    namespace["is_type_of"] = classmethod(lambda _, obj, info: isinstance(obj, cls))
     namespace["__annotations__"] = {
         field.name: _graphql_hint(field.name, hints[field.name])
         for field in dataclasses.fields(cls)
     }
     made = strawberry.type(
-        type(name or cls.__name__, (), namespace), description=_first_line(cls.__doc__)
+        type(name or cls.__name__, interfaces, namespace), description=_first_line(cls.__doc__)
     )
     _GRAPHQL[cls] = made
     return made
@@ -99,6 +119,7 @@ graphql_type(HistoryEntry, name="JobEvent")
 GraphQLJob = graphql_type(
     JobView,
     name="Job",
+    interfaces=(Node,),
     fields={
         "seq": strawberry.field(resolver=_public_seq, description=DESCRIPTIONS["seq"]),
         "delay_s": strawberry.field(name="delaySeconds", description=DESCRIPTIONS["delay_s"]),

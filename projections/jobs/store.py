@@ -291,32 +291,78 @@ class MongoJobViews:
     ) -> tuple[list[JobView], str | None]:
         """Up to `limit` jobs, newest first, after `cursor`; and the cursor of the next page
         (None on the last). Read in windows of `seq`, from the top down (see the module)."""
-        if status is not None and status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
         after = decode_cursor(cursor) if cursor is not None else None
         _, projected_top, bottom = await self._tallies()
-        if after is not None:
-            hi = after[0]
-        else:
-            counter = await self.collection.database[COUNTERS].find_one({"_id": "jobs"})
-            hi = max(projected_top, int(counter["seq"])) if counter else projected_top
-        want = limit + 1
-        width = want * (FIRST_WINDOW_FILTERED if status is not None else 1)
-        found: list[Document] = []
-        while len(found) < want and hi >= bottom:
-            lo = max(bottom, hi - width + 1)
-            query: Document = {"seq": {"$gte": lo, "$lte": hi}}
-            if status is not None:
-                query["status"] = status
-            window = await self.collection.find(query).to_list()
-            window.sort(key=lambda d: (d["seq"], d["_id"]), reverse=True)
-            if after is not None:
-                window = [d for d in window if (d["seq"], d["_id"]) < after]
-            found += window
-            hi, width = lo - 1, width * 4
+        hi = after[0] if after is not None else await self._top(projected_top)
+        found = await self._windows(limit + 1, status, bottom, hi, after, down=True)
         views = [from_document(doc) for doc in found[:limit]]
         more = len(found) > limit
         return views, encode_cursor(views[-1]) if more and views else None
+
+    async def page_before(
+        self, limit: int, cursor: str | None, status: str | None
+    ) -> tuple[list[JobView], bool]:
+        """The `limit` jobs just newer than `cursor` (without one, the oldest `limit` jobs),
+        newest first as every page is; and whether newer ones exist beyond them. Read in
+        windows of `seq`, from the bottom up."""
+        before = decode_cursor(cursor) if cursor is not None else None
+        _, projected_top, bottom = await self._tallies()
+        lo = before[0] if before is not None else bottom
+        top = await self._top(projected_top)
+        found = await self._windows(limit + 1, status, lo, top, before, down=False)
+        views = [from_document(doc) for doc in reversed(found[:limit])]
+        return views, len(found) > limit
+
+    async def _top(self, projected_top: int) -> int:
+        """The highest seq there may be: handed out by the API, if not projected yet."""
+        counter = await self.collection.database[COUNTERS].find_one({"_id": "jobs"})
+        return max(projected_top, int(counter["seq"])) if counter else projected_top
+
+    async def _windows(
+        self,
+        want: int,
+        status: str | None,
+        lo: int,
+        hi: int,
+        past: tuple[int, str] | None,
+        *,
+        down: bool,
+    ) -> list[Document]:
+        """Up to `want` documents with `seq` in [lo, hi] beyond position `past` (below it
+        going down, above it going up), nearest first: windows from one end, each an index
+        range, growing fourfold while they come back short. A window never spans both the
+        sequenced jobs (from 1, dense) and the jobs from before `seq` (keys far below 0,
+        view.py `order_key`): crossing the gap between them, windows start small again."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        first_width = want * (FIRST_WINDOW_FILTERED if status is not None else 1)
+        width = first_width
+        found: list[Document] = []
+        while len(found) < want and lo <= hi:
+            if down:
+                start, end = max(lo, 1 if hi >= 1 else lo, hi - width + 1), hi
+                crossed = start == 1
+            else:
+                start, end = lo, min(hi, 0 if lo <= 0 else hi, lo + width - 1)
+                crossed = end == 0
+            query: Document = {"seq": {"$gte": start, "$lte": end}}
+            if status is not None:
+                query["status"] = status
+            window = await self.collection.find(query).to_list()
+            window.sort(key=lambda d: (d["seq"], d["_id"]), reverse=down)
+            if past is not None:
+                window = [d for d in window if _beyond((d["seq"], d["_id"]), past, down)]
+            found += window
+            if down:
+                hi = start - 1
+            else:
+                lo = end + 1
+            width = first_width if crossed else width * 4
+        return found[:want]
+
+
+def _beyond(position: tuple[int, str], past: tuple[int, str], down: bool) -> bool:
+    return position < past if down else position > past
 
 
 # -- views as documents: the only place that knows how a view is stored ------------------
