@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
@@ -57,6 +58,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Jobl
             context_getter=graphql_context,
         ),
         prefix="/graphql",
+        include_in_schema=False,  # its contract is the GraphQL schema (schema/api)
     )
     app.mount(
         ASSETS_PATH, StaticFiles(directory=VENDOR_DIR, check_dir=False), name="graphiql-assets"
@@ -169,6 +171,12 @@ def _origin(url: str) -> str:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: Exception) -> JSONResponse:
+        """Invalid input, said as every other error is: one `detail` a person can read."""
+        assert isinstance(error, RequestValidationError)
+        return JSONResponse({"detail": validation_message(error)}, 422)
+
     @app.exception_handler(CallerError)
     async def caller_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CallerError)
@@ -184,6 +192,16 @@ def _error_handlers(app: FastAPI) -> None:
 
     for error_type, what in ((PyMongoError, "store"), (KafkaError, "log"), (TimeoutError, "log")):
         app.add_exception_handler(error_type, _unavailable(what))
+
+
+def validation_message(error: RequestValidationError) -> str:
+    """'limit (query): Input should be less than or equal to 100; …'"""
+    parts = []
+    for problem in error.errors():
+        where, *path = problem.get("loc") or ("request",)
+        name = ".".join(str(p) for p in path)
+        parts.append(f"{f'{name} ({where})' if name else where}: {problem['msg']}")
+    return "; ".join(parts)
 
 
 def _unavailable(what: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

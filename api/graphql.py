@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_at_most
 from strawberry.extensions.query_depth_limiter import create_validator as depth_at_most
+from strawberry.types import ExecutionContext
 
 from api.context import GraphQLInfo
 from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
@@ -287,7 +288,17 @@ def _mask(error: GraphQLError) -> bool:
 LIMITS: list[type[ASTValidationRule]] = [depth_at_most(8, None, None), aliases_at_most(10)]
 CACHED_DOCUMENTS = 256
 
-schema = strawberry.Schema(
+
+class JoblineSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log what went wrong inside (with its traceback); a caller's mistake is the
+        caller's to read in the answer, not an error of the server's."""
+        super().process_errors([e for e in errors if _mask(e)], execution_context)
+
+
+schema = JoblineSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from api.context import ServicesDep
-from api.errors import InvalidInput
+from api.errors import InvalidInput, NotFound
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
 from projections.jobs.store import encode_cursor
@@ -27,6 +27,35 @@ class JobPage(BaseModel):
     )
 
 
+class ErrorOut(BaseModel):
+    """Why a request was not done: every error answer is this (4xx: the request; 503: a
+    dependency, with `Retry-After`)."""
+
+    detail: str = Field(examples=["no job with id 'c7463023-…'"])
+
+
+#: What each error status means, on every route that can answer it.
+_ERRORS: dict[int, dict[str, Any]] = {
+    404: {"description": "No job has this id."},
+    409: {"description": "The job's state does not allow this (the detail says its status)."},
+    413: {"description": "The request body is over 64 KiB."},
+    422: {
+        "description": "Invalid input (a parameter, the body, a cursor or an Idempotency-Key), "
+        "or an Idempotency-Key used before for a different request."
+    },
+    503: {
+        "description": "The job store or log is unavailable, or too many creations are "
+        "waiting: retry after `Retry-After` seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    },
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of these error statuses."""
+    return {status: {"model": ErrorOut, **_ERRORS[status]} for status in statuses}
+
+
 router = APIRouter(tags=["jobs"])
 
 
@@ -36,7 +65,12 @@ class CreatedJobs(BaseModel):
     jobs: list[JobOut]  # type: ignore[valid-type]
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut | CreatedJobs)
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobOut | CreatedJobs,
+    responses=errors(413, 422, 503),
+)
 async def create_job(
     found: ServicesDep,
     response: Response,
@@ -62,14 +96,14 @@ async def create_job(
     return CreatedJobs(jobs=[job_out(v, history=True) for v in views])
 
 
-@router.get("/job-counts", response_model=JobCounts)
+@router.get("/job-counts", response_model=JobCounts, responses=errors(503))
 async def job_counts(found: ServicesDep) -> BaseModel:
     """How many jobs are in each status."""
     counts = await found.jobs.counts()
     return counts_out(counts)
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get("/jobs", response_model=JobPage, responses=errors(422, 503))
 async def list_jobs(
     found: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
@@ -111,11 +145,7 @@ CommandKey = Annotated[
     "/jobs/{job_id}/cancel",
     status_code=202,
     response_model=JobOut,
-    responses={
-        404: {"description": "No such job"},
-        409: {"description": "The job is not pending (processing, resolved, failed or cancelled)"},
-        422: {"description": "A malformed key, or a key used for a different request"},
-    },
+    responses=errors(404, 409, 413, 422, 503),
 )
 async def cancel_job(
     found: ServicesDep, job_id: str, idempotency_key: CommandKey = None
@@ -130,11 +160,7 @@ async def cancel_job(
     "/jobs/{job_id}/retry",
     status_code=202,
     response_model=JobOut,
-    responses={
-        404: {"description": "No such job"},
-        409: {"description": "The job has not failed"},
-        422: {"description": "A malformed key, or a key used for a different request"},
-    },
+    responses=errors(404, 409, 413, 422, 503),
 )
 async def retry_job(
     found: ServicesDep, job_id: str, idempotency_key: CommandKey = None
@@ -144,11 +170,10 @@ async def retry_job(
     return job_out(await found.jobs.retry(job_id, idempotency_key), history=True)
 
 
-@router.get(
-    "/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}}
-)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422, 503))
 async def get_job(found: ServicesDep, job_id: str) -> BaseModel:
+    """The job, with its history."""
     view = await found.jobs.get(job_id)
     if view is None:
-        raise HTTPException(404, f"no job with id {job_id!r}")
+        raise NotFound(job_id)
     return job_out(view, history=True)

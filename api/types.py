@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 import strawberry
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_serializer
+from pydantic.config import JsonDict
 
 from projections.jobs.view import HistoryEntry, JobStatus, JobView
 from schema import EVENT_TYPES
@@ -135,6 +136,9 @@ def graphql_counts(counts: dict[str, int]) -> Any:
 # -- REST ---------------------------------------------------------------------------------
 
 
+_SIZES = {"raw": 6000, "full": 4000, "regular": 1080, "small": 400, "thumb": 200}
+
+
 class _OmitAbsent(BaseModel):
     """`result`, `error` and `history` appear only when there is one."""
 
@@ -172,15 +176,65 @@ def rest_model(
     return create_model(name, __base__=base, __doc__=cls.__doc__, **made)
 
 
+_AT = "2026-11-22T16:0{}.740000Z"
+_PHOTO_URL = "https://images.unsplash.com/photo-1569718212165-3a8278d5f624?ixid=…&w={}"
+EXAMPLE_JOB: dict[str, Any] = {
+    "id": "c7463023-5a4e-4a4b-9f3e-2d8f3c1b7e21",
+    "status": "resolved",
+    "version": 3,
+    "created_at": _AT.format("4:19"),
+    "due_at": _AT.format("8:04"),
+    "updated_at": _AT.format("8:05"),
+    "delay_s": 225.0,
+    "seq": 1042,
+    "result": {
+        "id": "Xk2vW8pQ3aE",
+        "urls": {size: _PHOTO_URL.format(w) for size, w in _SIZES.items()},
+        "alt_description": "a bowl of ramen",
+        "width": 4000,
+        "height": 6000,
+        "color": "#d9a673",
+        "blur_hash": "LKO2?V%2Tw=w]~RBVZRi};RPxuwH",
+        "links": {
+            "html": "https://unsplash.com/photos/Xk2vW8pQ3aE",
+            "download_location": "https://api.unsplash.com/photos/Xk2vW8pQ3aE/download",
+        },
+        "user": {
+            "name": "Example Cook",
+            "username": "examplecook",
+            "links": {"html": "https://unsplash.com/@examplecook"},
+        },
+    },
+    "history": [
+        {"type": t, "event_id": f"{i}b9e…", "occurred_at": _AT.format(at), "version": i}
+        for i, (t, at) in enumerate(
+            [("JobRequested", "4:19"), ("JobDue", "8:04"), ("JobResolved", "8:05")], start=1
+        )
+    ],
+}
+
+
+class _JobOutBase(_OmitAbsent):
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [cast(JsonDict, EXAMPLE_JOB)]}
+    )
+
+
 JobOut = rest_model(
     JobView,
     name="JobOut",
-    base=_OmitAbsent,
+    base=_JobOutBase,
     fields={"history": (list[HistoryEntry] | None, None)},
 )
+_COUNTED = (12, 3, 180, 2, 1)
+EXAMPLE_COUNTS: JsonDict = {
+    **{s.value: n for s, n in zip(JobStatus, _COUNTED, strict=True)},
+    "total": sum(_COUNTED),
+}
 JobCounts = create_model(
     "JobCounts",
     __doc__="How many jobs are in each status.",
+    __config__=ConfigDict(json_schema_extra={"examples": [EXAMPLE_COUNTS]}),
     **{status.value: (int, ...) for status in JobStatus},  # type: ignore[call-overload]
     total=(int, Field(description=DESCRIPTIONS["total"])),
 )

@@ -78,7 +78,7 @@ async def test_bad_requests_get_clear_client_errors(system: System) -> None:
     too_many = await http.post(
         "/graphql", json={"query": "{ jobs(first: 1000) { edges { cursor } } }"}
     )
-    assert "between 1 and 100" in too_many.json()["errors"][0]["message"]
+    assert "1 to 100 jobs" in too_many.json()["errors"][0]["message"]
 
     bad_cursor = await http.post(
         "/graphql", json={"query": '{ jobs(after: "zz") { edges { cursor } } }'}

@@ -119,4 +119,12 @@ async def test_node_finds_a_job_and_paging_arguments_are_checked(system: System)
         (error,) = refused["errors"]
         assert complaint in error["message"], (arguments, error)
     both = await system.http.get("/jobs", params={"cursor": "x", "before": "y"})
-    assert both.status_code == 422
+    assert (both.status_code, both.json()) == (
+        422,
+        {"detail": "pass cursor (older jobs) or before (newer jobs), not both"},
+    )
+    too_many = await system.http.get("/jobs", params={"limit": 101})
+    assert (too_many.status_code, too_many.json()) == (
+        422,
+        {"detail": "limit (query): Input should be less than or equal to 100"},
+    )
