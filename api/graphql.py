@@ -15,12 +15,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_at_most
-from strawberry.extensions.query_depth_limiter import create_validator as depth_at_most
 from strawberry.types import ExecutionContext
 
 from api.context import GraphQLInfo
 from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
 from api.feed import SubscriberTooSlow
+from api.query_limits import MAX_COST, MAX_DEPTH, cost_at_most, depth_at_most
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import GraphQLCounts, GraphQLJob, Node, graphql_counts
 from projections.jobs.store import encode_cursor
@@ -281,11 +281,18 @@ def _mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, _CALLER_ERRORS)
 
 
-# The abuse limits' validation rules, made once: QueryDepthLimiter and MaxAliasesLimiter
-# make a new rule class per request, which no validation cache can recognise. With the same
+MAX_ALIASES = 10
+MAX_TOKENS = 1000
+
+# The abuse limits' validation rules, made once: Strawberry's limiter extensions make a new
+# rule class per request, which no validation cache can recognise. With the same
 # rules every time, a query text seen before (the page asks the same few) is parsed and
 # validated once: that was over half of the cost of a `jobs` query.
-LIMITS: list[type[ASTValidationRule]] = [depth_at_most(8, None, None), aliases_at_most(10)]
+LIMITS: list[type[ASTValidationRule]] = [
+    depth_at_most(MAX_DEPTH),
+    cost_at_most(MAX_COST),
+    aliases_at_most(MAX_ALIASES),
+]
 CACHED_DOCUMENTS = 256
 
 
@@ -304,7 +311,7 @@ schema = JoblineSchema(
     subscription=Subscription,
     types=ERROR_TYPES,
     extensions=[
-        lambda: MaxTokensLimiter(max_token_count=1000),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(LIMITS),
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),

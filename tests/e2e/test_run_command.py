@@ -66,9 +66,15 @@ async def test_run_serves_everything_and_stops_cleanly(
     await _resolves(base)
 
     page = await browser.new_page()
-    await page.goto(base + "/graphql")
+    async with page.expect_response(
+        lambda r: r.url.endswith("/graphql") and "__schema" in (r.request.post_data or "")
+    ) as introspection:
+        await page.goto(base + "/graphql")
     await expect(page.get_by_test_id("graphiql-container")).to_be_visible(timeout=15_000)
     await expect(page.get_by_text("Prettify", exact=False).first).to_be_attached()
+    schema = await (await introspection.value).json()  # within the depth and cost limits
+    assert "errors" not in schema, schema.get("errors")
+    assert schema["data"]["__schema"]["queryType"]["name"] == "Query"
 
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 30) == 0

@@ -86,16 +86,46 @@ async def test_bad_requests_get_clear_client_errors(system: System) -> None:
     assert "cursor" in bad_cursor.json()["errors"][0]["message"]
 
 
-async def test_abusive_graphql_queries_are_refused(system: System) -> None:
-    deep = "{ jobs { edges { node { result { user { links { html } } } } } } }"
-    nested = deep.replace("html", "html } } } }").replace("{ user", "{ user { links { html")
-    aliases = "{ " + " ".join(f'a{i}: job(id: "x") {{ id }}' for i in range(50)) + " }"
-    tokens = "{ " + " ".join("__typename" for _ in range(3000)) + " }"
-    for query in (nested, aliases, tokens) * 2:  # refused again once parsed and validated
+def _deep(depth: int) -> str:
+    """A valid query `depth` fields deep: introspection's `ofType` chain (the schema's own
+    types nest 7 deep at most)."""
+    inner = "name"
+    for _ in range(depth - 4):
+        inner = f"ofType {{ {inner} }}"
+    return f'{{ __type(name: "Job") {{ fields {{ type {{ {inner} }} }} }} }}'
+
+
+FULL_JOB = """id status version seq createdAt dueAt updatedAt delaySeconds error
+  history { type version eventId occurredAt }
+  result { id width height color blurHash altDescription urls { raw full regular small thumb }
+           links { html downloadLocation } user { name username links { html } } }"""
+
+
+async def test_abusive_graphql_queries_are_refused_naming_the_limit(system: System) -> None:
+    """Each a valid query, over exactly one limit; the same just under it is answered."""
+    pages = " ".join(
+        f"p{i}: jobs(first: 100) {{ edges {{ node {{ {FULL_JOB} }} }} }}" for i in range(2)
+    )
+    over = {
+        "depth 21 is over the limit of 20": _deep(21),
+        "aliases": "{ " + " ".join(f'a{i}: job(id: "x") {{ id }}' for i in range(11)) + " }",
+        "token": "{ " + " ".join("__typename" for _ in range(1001)) + " }",
+        "cost": "{ " + pages + " }",
+    }
+    for limit, query in list(over.items()) * 2:  # refused again once parsed and validated
         response = await system.http.post("/graphql", json={"query": query})
         assert response.status_code in (200, 400)
-        assert response.json()["errors"], query[:60]
-        assert "data" not in response.json() or response.json()["data"] is None
+        (error,) = response.json()["errors"]
+        assert limit in error["message"], (limit, error)
+        assert response.json().get("data") is None
+    under = [
+        _deep(20),
+        "{ " + " ".join(f'a{i}: job(id: "x") {{ id }}' for i in range(10)) + " }",
+        f"{{ jobs(first: 100) {{ edges {{ node {{ {FULL_JOB} }} }} }} }}",
+    ]
+    for query in under:
+        response = await system.http.post("/graphql", json={"query": query})
+        assert "errors" not in response.json(), response.json()
 
 
 async def test_idempotency_key_returns_the_same_job(system: System) -> None:
