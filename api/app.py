@@ -25,6 +25,7 @@ from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
 from api.limits import BodySizeLimit
+from api.ratelimit import RateLimited
 from api.rest import router as rest_router
 from api.service import JobService
 from projections.jobs.store import MongoJobViews
@@ -180,7 +181,8 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CallerError)
     async def caller_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CallerError)
-        return JSONResponse({"detail": str(error)}, error.status_code)
+        wait = {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimited) else {}
+        return JSONResponse({"detail": str(error)}, error.status_code, headers=wait)
 
     @app.exception_handler(Saturated)
     async def saturated(request: Request, error: Exception) -> JSONResponse:

@@ -48,10 +48,21 @@ async def services(connection: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+def client_address(connection: HTTPConnection) -> str:
+    """Who is asking, for per-client limits: the peer's address (behind a proxy, uvicorn's
+    --proxy-headers makes it the forwarded one)."""
+    return connection.client.host if connection.client is not None else "unknown"
+
+
 class Context(BaseContext):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+
+    @property
+    def client(self) -> str:
+        """The caller's address, over HTTP or a WebSocket alike."""
+        return client_address(self.request) if self.request is not None else "unknown"
 
 
 async def graphql_context(found: ServicesDep) -> Context:

@@ -21,6 +21,7 @@ from api.context import GraphQLInfo
 from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
 from api.feed import SubscriberTooSlow
 from api.query_limits import MAX_COST, MAX_DEPTH, cost_at_most, depth_at_most
+from api.ratelimit import RateLimited
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import GraphQLCounts, GraphQLJob, Node, graphql_counts
 from projections.jobs.store import encode_cursor
@@ -108,12 +109,19 @@ class ConflictError(MutationError):
     pass
 
 
+@strawberry.type(description="Too many jobs created from this address lately.")
+class RateLimitedError(MutationError):
+    retry_after_seconds: int = strawberry.field(description="Try again after this long.")
+
+
 def mutation_error(error: CallerError) -> MutationError:
     """The typed GraphQL form of what REST says with a status code."""
     if isinstance(error, NotFound):
         return NotFoundError(message=str(error), id=strawberry.ID(error.job_id))
     if isinstance(error, WrongState):
         return WrongStateError(message=str(error), status=JobStatus(error.status))
+    if isinstance(error, RateLimited):
+        return RateLimitedError(message=str(error), retry_after_seconds=error.retry_after_s)
     if isinstance(error, Conflict):
         return ConflictError(message=str(error))
     if isinstance(error, InvalidInput):
@@ -121,7 +129,7 @@ def mutation_error(error: CallerError) -> MutationError:
     raise TypeError(f"no GraphQL error for {type(error).__name__}")
 
 
-ERROR_TYPES = [InvalidInputError, NotFoundError, WrongStateError, ConflictError]
+ERROR_TYPES = [InvalidInputError, NotFoundError, WrongStateError, ConflictError, RateLimitedError]
 
 
 @strawberry.type(description="The job created, or (with no job) why not.")
@@ -200,7 +208,10 @@ class Mutation:
         self, info: GraphQLInfo, idempotency_key: str | None = None
     ) -> CreateJobPayload:
         try:
-            return CreateJobPayload(job=await info.context.services.jobs.create(idempotency_key))
+            job = await info.context.services.jobs.create(
+                idempotency_key, None, info.context.client
+            )
+            return CreateJobPayload(job=job)
         except CallerError as error:
             return CreateJobPayload(errors=[mutation_error(error)])
 
@@ -213,7 +224,7 @@ class Mutation:
     ) -> CreateJobsPayload:
         try:
             views = await info.context.services.jobs.create_many(
-                count, idempotency_key, {"count": count}
+                count, idempotency_key, {"count": count}, info.context.client
             )
         except CallerError as error:
             return CreateJobsPayload(errors=[mutation_error(error)])

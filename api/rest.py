@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.context import ServicesDep
+from api.context import ServicesDep, client_address
 from api.errors import InvalidInput, NotFound
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
@@ -43,6 +43,11 @@ _ERRORS: dict[int, dict[str, Any]] = {
         "description": "Invalid input (a parameter, the body, a cursor or an Idempotency-Key), "
         "or an Idempotency-Key used before for a different request."
     },
+    429: {
+        "description": "Too many jobs created from this address lately: retry after "
+        "`Retry-After` seconds (none of this request's jobs was created).",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    },
     503: {
         "description": "The job store or log is unavailable, or too many creations are "
         "waiting: retry after `Retry-After` seconds.",
@@ -69,10 +74,11 @@ class CreatedJobs(BaseModel):
     "/jobs",
     status_code=202,
     response_model=JobOut | CreatedJobs,
-    responses=errors(413, 422, 503),
+    responses=errors(413, 422, 429, 503),
 )
 async def create_job(
     found: ServicesDep,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     body: Annotated[
@@ -87,12 +93,12 @@ async def create_job(
     """Create a job (or `count` jobs). Each waits its random delay, then fetches a photo.
     Retrying with the same `Idempotency-Key` returns the same jobs instead of creating more;
     reusing the key with a different body is refused with 422."""
-    service = found.jobs
+    service, client = found.jobs, client_address(request)
     if body is None or "count" not in body:
-        view = await service.create(idempotency_key, body)
+        view = await service.create(idempotency_key, body, client)
         response.headers["Location"] = f"/jobs/{view.id}"
         return job_out(view, history=True)
-    views = await service.create_many(body["count"], idempotency_key, body)
+    views = await service.create_many(body["count"], idempotency_key, body, client)
     return CreatedJobs(jobs=[job_out(v, history=True) for v in views])
 
 

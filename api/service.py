@@ -16,6 +16,7 @@ from api.board import Board
 from api.commands import cancel_job, pick_delay, request_job, retry_job
 from api.errors import Conflict, InvalidInput, NotFound
 from api.numbering import SeqLease
+from api.ratelimit import CreationLimit
 from projections.jobs.store import (
     InvalidCursor,
     MongoJobViews,
@@ -79,6 +80,7 @@ class JobService:
         keys: ClaimStore,
         board: Board | None = None,
         durability: Durability | None = None,
+        limit: CreationLimit | None = None,
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         max_batch: int = MAX_BATCH,
@@ -91,6 +93,7 @@ class JobService:
         # Never loaded (not live) unless a feed keeps it.
         self._board = board if board is not None else Board()
         self._durability = durability
+        self._limit = limit or CreationLimit(settings.create_rate_per_s, settings.create_burst)
         self._seqs = SeqLease(views.allocate)
         self._now = now
         self._rng = rng or random.SystemRandom()
@@ -102,27 +105,34 @@ class JobService:
         )
 
     async def create(
-        self, idempotency_key: str | None = None, request: Mapping[str, Any] | None = None
+        self,
+        idempotency_key: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> JobView:
         """Create a job. With an idempotency key, every retry of the same request, however
         concurrent, gets the one job the first created; a different request is refused.
 
         Creations are committed in groups (`_commit`); this returns once this one's group
         is durable. Raises `Saturated` when too many are waiting."""
-        return (await self.create_many(1, idempotency_key, request))[0]
+        return (await self.create_many(1, idempotency_key, request, client))[0]
 
     async def create_many(
         self,
         count: int,
         idempotency_key: str | None = None,
         request: Mapping[str, Any] | None = None,
+        client: str | None = None,
     ) -> list[JobView]:
         """Create `count` jobs (1 to MAX_CREATE), appended in one batch; as `create`, one
-        key makes every retry of the request get the same jobs."""
+        key makes every retry of the request get the same jobs. From a `client` (its address)
+        over its creation limit, raises RateLimited."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CREATE:
             raise InvalidInput(f"count must be a whole number from 1 to {MAX_CREATE}")
         if idempotency_key is not None:
             _check_key(idempotency_key)
+        if client is not None:
+            self._limit.take(client, count)
         s = self._settings
         now = self._now()
         events = tuple(

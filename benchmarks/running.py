@@ -41,10 +41,14 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """`jobline run` on the embedded default: JOBLINE_* variables of this environment are
     ignored, `settings` (JOBLINE_* variables) are applied. The stand-in's hourly allowance is
-    lifted: a load test is no hour of Unsplash, and the stand-in must not be its limit. Its
+    lifted: a load test is no hour of Unsplash, and the stand-in must not be its limit; so
+    is the per-client creation limit, since all the load comes from one address. Its
     log goes to the file named by BENCH_LOG (appended), if set; else nowhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    env |= {"JOBLINE_STAND_IN_HOURLY_LIMIT": str(10**9)} | (settings or {})
+    env |= {
+        "JOBLINE_STAND_IN_HOURLY_LIMIT": str(10**9),
+        "JOBLINE_CREATE_RATE_PER_S": "0",  # every load client is this one address
+    } | (settings or {})
     env["JOBLINE_DATA_DIR"] = data_dir
     log_path = os.environ.get("BENCH_LOG")
     with open(log_path, "ab") if log_path else open(os.devnull, "wb") as log:

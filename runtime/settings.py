@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # The API holds this many of the newest jobs in memory, kept current by the change
     # stream, and serves the board's reads from them (api/board.py).
     board_jobs: int = Field(default=20_000, ge=1)
+    # Job creations per client address (both faces; a batch takes one per job): a sustained
+    # rate and a burst. Over it: 429 with Retry-After. A rate of 0: no limit.
+    create_rate_per_s: float = Field(default=20, ge=0)
+    create_burst: int = Field(default=200, ge=1)
 
     # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
     delay_min_s: float = Field(default=5, ge=0)

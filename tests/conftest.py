@@ -98,6 +98,7 @@ def settings(kafka: str, mongo: str, stand_in: StandInServer, tmp_path: Path) ->
         delay_min_s=0.2,
         delay_max_s=1.0,
         delay_step_s=0.2,
+        create_rate_per_s=0,  # every client here is 127.0.0.1 (test_api_edges tests the limit)
         unsplash_access_key=SecretStr("test-key"),
         unsplash_base_url=stand_in.url,
         fetch_backoff_s=0.01,

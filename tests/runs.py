@@ -30,11 +30,13 @@ def alive(pid: int) -> bool:
 
 
 def start_jobline(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """`jobline ARGS` with only these JOBLINE_* variables, and no creation limit unless they
+    set one (a test's clients all come from 127.0.0.1)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
     return subprocess.Popen(
         [sys.executable, "-m", "jobline", *args],
         cwd=cwd,
-        env=clean | env,
+        env=clean | {"JOBLINE_CREATE_RATE_PER_S": "0"} | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

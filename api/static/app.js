@@ -255,6 +255,12 @@ async function flush() {
         return;  // offline: the rest stays queued
       }
       if (response.status >= 500) return;  // the server is struggling: try again later
+      if (response.status === 429) {  // this address created too many jobs lately
+        const wait = Number(response.headers.get("Retry-After")) || 1;
+        notice(`Too many jobs at once: the rest are sent in ${wait} s.`);
+        setTimeout(flush, wait * 1000);
+        return;
+      }
       if (response.status === 202) {
         const answer = await response.json();
         if (item.command) upsert({ ...answer, tentative: true });

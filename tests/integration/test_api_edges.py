@@ -17,7 +17,7 @@ from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.store import database
 from schema import JobRequested
-from tests.conftest import System
+from tests.conftest import System, SystemFactory
 from tests.logread import read_events
 
 
@@ -259,3 +259,29 @@ async def test_graphiql_says_how_to_install_its_assets_when_they_are_missing(
     assert "fetch_graphiql_assets.py" in page.text
     query = await system.http.post("/graphql", json={"query": "{ jobCounts { total } }"})
     assert query.json()["data"]["jobCounts"]["total"] == 0  # the API itself is unaffected
+
+
+async def test_creations_over_a_clients_limit_get_429_then_succeed_after_retry_after(
+    make_system: SystemFactory,
+) -> None:
+    system = await make_system(create_rate_per_s=2, create_burst=5)
+    for _ in range(5):
+        await system.create()
+    refused = await system.http.post("/jobs")
+    assert refused.status_code == 429
+    wait = int(refused.headers["Retry-After"])
+    assert wait == 1  # one job at 2 a second
+    assert "too many jobs" in refused.json()["detail"]
+    by_graphql = await system.mutate(
+        "mutation { createJobs(count: 3) { jobs { id } errors { __typename message "
+        "... on RateLimitedError { retryAfterSeconds } } } }"
+    )
+    (error,) = by_graphql["errors"]
+    assert (error["__typename"], error["retryAfterSeconds"]) == ("RateLimitedError", 2)
+    over_the_burst = await system.http.post("/jobs", json={"count": 6})
+    assert over_the_burst.status_code == 422
+
+    await asyncio.sleep(wait)
+    assert (await system.http.post("/jobs")).status_code == 202
+    events = await read_events(system.settings)
+    assert sum(isinstance(e, JobRequested) for e in events) == 6  # a refusal creates nothing

@@ -99,6 +99,7 @@ async def cluster(settings: Settings, fresh_store: str, tmp_path: Path) -> Async
         for name, value in {
             "kafka_bootstrap_servers": configured.kafka_bootstrap_servers,
             "kafka_idempotence": "false",
+            "create_rate_per_s": 0,  # its clients all come from 127.0.0.1
             "kafka_session_timeout_ms": 2000,
             "kafka_heartbeat_interval_ms": 300,
             "kafka_rebalance_timeout_ms": 2000,
