@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.board import Board
-from api.context import JoblineApp, Services, graphql_context
+from api.context import JoblineApp, Services, Unauthorized, graphql_context
 from api.counts import LiveCounts
 from api.errors import CallerError
 from api.feed import JobFeed
@@ -68,6 +69,14 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Jobl
     _page_routes(app, settings)
     _error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After"],
+        )
     return app
 
 
@@ -109,7 +118,8 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
                 asyncio.create_task(jobs.intake.run()),
             ]
             stack.push_async_callback(cancel_all, *tasks)
-            app.services = Services(jobs=jobs, feed=feed, counts=counts)
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            app.services = Services(jobs=jobs, feed=feed, counts=counts, token=token)
             stack.callback(setattr, app, "services", None)
             async with asyncio.timeout(15):
                 await feed.ready.wait()
@@ -154,6 +164,7 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
         return {
             "photo_source": "stand-in" if stand_in else "unsplash",
             "app_name": settings.app_name,
+            "token_required": settings.api_token is not None,
             "delay_s": {
                 "min": settings.delay_min_s,
                 "max": settings.delay_max_s,
@@ -181,8 +192,12 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CallerError)
     async def caller_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CallerError)
-        wait = {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimited) else {}
-        return JSONResponse({"detail": str(error)}, error.status_code, headers=wait)
+        headers = {}
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after_s)
+        if isinstance(error, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"detail": str(error)}, error.status_code, headers=headers)
 
     @app.exception_handler(Saturated)
     async def saturated(request: Request, error: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ on a typed context (`info.context.services`), made by the same dependency.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
 from api.counts import LiveCounts
+from api.errors import CallerError
 from api.feed import JobFeed
 from api.service import JobService
 
@@ -24,6 +26,25 @@ class Services:
     jobs: JobService
     feed: JobFeed
     counts: LiveCounts
+    #: The bearer token changes need (JOBLINE_API_TOKEN), if any.
+    token: str | None = None
+
+
+class Unauthorized(CallerError):
+    """A change without the API's bearer token."""
+
+    status_code = 401
+
+    def __init__(self) -> None:
+        super().__init__("this API needs a bearer token for changes: Authorization: Bearer <token>")
+
+
+def authorized(token: str | None, presented: str | None) -> bool:
+    """Whether `presented` (an Authorization value) carries `token`; any will do without one."""
+    if token is None:
+        return True
+    scheme, _, value = (presented or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
 
 class JoblineApp(FastAPI):
@@ -48,6 +69,12 @@ async def services(connection: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(services)]
 
 
+async def require_token(connection: HTTPConnection, found: ServicesDep) -> None:
+    """A REST change's dependency: 401 without the API's token (when it has one)."""
+    if not authorized(found.token, connection.headers.get("authorization")):
+        raise Unauthorized
+
+
 def client_address(connection: HTTPConnection) -> str:
     """Who is asking, for per-client limits: the peer's address (behind a proxy, uvicorn's
     --proxy-headers makes it the forwarded one)."""
@@ -58,6 +85,15 @@ class Context(BaseContext):
     def __init__(self, services: Services) -> None:
         super().__init__()
         self.services = services
+
+    @property
+    def authorized(self) -> bool:
+        """Whether the caller presented the API's token: in its Authorization header, or (a
+        WebSocket, which a browser cannot give headers) in its connection_init payload."""
+        params = self.connection_params if isinstance(self.connection_params, dict) else {}
+        headers = self.request.headers if self.request is not None else {}
+        presented = params.get("Authorization") or headers.get("authorization")
+        return authorized(self.services.token, presented)
 
     @property
     def client(self) -> str:

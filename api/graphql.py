@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
+from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -14,7 +15,9 @@ from strawberry.extensions import (
     ParserCache,
     ValidationCache,
 )
+from strawberry.extensions.field_extension import FieldExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_at_most
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import ExecutionContext
 
 from api.context import GraphQLInfo
@@ -201,9 +204,32 @@ class Query:
         return connection(views, wanted, newer=after is not None, older=next_cursor is not None)
 
 
+class TokenMissing(StrawberryGraphQLError):
+    """A change or a subscription without the API's bearer token."""
+
+
+class Authorized(BasePermission):
+    """Changes and live updates need the API's bearer token, when it has one."""
+
+    error_class = TokenMissing
+    message = "this API needs a bearer token: Authorization: Bearer <token> (over a "
+    "WebSocket, in the connection_init payload)"
+
+    def has_permission(self, source: Any, info: GraphQLInfo, **kwargs: Any) -> bool:
+        return info.context.authorized
+
+
+def token_needed() -> list[FieldExtension]:
+    """The extension a change's field takes (one per field: an extension learns its field)."""
+    return [PermissionExtension([Authorized()])]
+
+
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a job; retries with one idempotencyKey get one job.")
+    @strawberry.mutation(
+        description="Create a job; retries with one idempotencyKey get one job.",
+        extensions=token_needed(),
+    )
     async def create_job(
         self, info: GraphQLInfo, idempotency_key: str | None = None
     ) -> CreateJobPayload:
@@ -217,7 +243,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=f"Create `count` jobs (1 to {MAX_CREATE}) appended in one batch; retries "
-        "with one idempotencyKey get the same jobs (as POST /jobs with {count})."
+        "with one idempotencyKey get the same jobs (as POST /jobs with {count}).",
+        extensions=token_needed(),
     )
     async def create_jobs(
         self, info: GraphQLInfo, count: int, idempotency_key: str | None = None
@@ -232,7 +259,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Cancel a pending job (no photo is fetched). If its JobDue is on the log "
-        "first, the cancel loses and the job goes on: its status says what the log decided."
+        "first, the cancel loses and the job goes on: its status says what the log decided.",
+        extensions=token_needed(),
     )
     async def cancel_job(
         self, info: GraphQLInfo, id: strawberry.ID, idempotency_key: str | None = None
@@ -245,7 +273,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Try a failed job again: a new wait, then a new fetch; its history keeps "
-        "every attempt. Concurrent retries of one failure make one new attempt."
+        "every attempt. Concurrent retries of one failure make one new attempt.",
+        extensions=token_needed(),
     )
     async def retry_job(
         self, info: GraphQLInfo, id: strawberry.ID, idempotency_key: str | None = None
@@ -260,7 +289,8 @@ class Mutation:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Every change of every job, or of one job (which first sends its state)."
+        description="Every change of every job, or of one job (which first sends its state).",
+        extensions=token_needed(),
     )
     async def job_updates(
         self, info: GraphQLInfo, id: strawberry.ID | None = None
@@ -275,7 +305,8 @@ class Subscription:
                 yield view
 
     @strawberry.subscription(
-        description="How many jobs are in each status: now, then after changes (coalesced)."
+        description="How many jobs are in each status: now, then after changes (coalesced).",
+        extensions=token_needed(),
     )
     async def job_counts(self, info: GraphQLInfo) -> AsyncGenerator[JobCounts, None]:
         async for value in info.context.services.counts.subscribe():
@@ -283,7 +314,7 @@ class Subscription:
 
 
 # Said to the caller as they are; everything else is masked. `Saturated` says to retry.
-_CALLER_ERRORS = (CallerError, SubscriberTooSlow, Saturated)
+_CALLER_ERRORS = (CallerError, SubscriberTooSlow, Saturated, TokenMissing)
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.context import ServicesDep, client_address
+from api.context import ServicesDep, client_address, require_token
 from api.errors import InvalidInput, NotFound
 from api.service import MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
@@ -36,6 +36,11 @@ class ErrorOut(BaseModel):
 
 #: What each error status means, on every route that can answer it.
 _ERRORS: dict[int, dict[str, Any]] = {
+    401: {
+        "description": "This API needs a bearer token for changes (JOBLINE_API_TOKEN is set): "
+        "send `Authorization: Bearer <token>`.",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
     404: {"description": "No job has this id."},
     409: {"description": "The job's state does not allow this (the detail says its status)."},
     413: {"description": "The request body is over 64 KiB."},
@@ -74,7 +79,8 @@ class CreatedJobs(BaseModel):
     "/jobs",
     status_code=202,
     response_model=JobOut | CreatedJobs,
-    responses=errors(413, 422, 429, 503),
+    responses=errors(401, 413, 422, 429, 503),
+    dependencies=[Depends(require_token)],
 )
 async def create_job(
     found: ServicesDep,
@@ -151,7 +157,8 @@ CommandKey = Annotated[
     "/jobs/{job_id}/cancel",
     status_code=202,
     response_model=JobOut,
-    responses=errors(404, 409, 413, 422, 503),
+    responses=errors(401, 404, 409, 413, 422, 503),
+    dependencies=[Depends(require_token)],
 )
 async def cancel_job(
     found: ServicesDep, job_id: str, idempotency_key: CommandKey = None
@@ -166,7 +173,8 @@ async def cancel_job(
     "/jobs/{job_id}/retry",
     status_code=202,
     response_model=JobOut,
-    responses=errors(404, 409, 413, 422, 503),
+    responses=errors(401, 404, 409, 413, 422, 503),
+    dependencies=[Depends(require_token)],
 )
 async def retry_job(
     found: ServicesDep, job_id: str, idempotency_key: CommandKey = None

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # rate and a burst. Over it: 429 with Retry-After. A rate of 0: no limit.
     create_rate_per_s: float = Field(default=20, ge=0)
     create_burst: int = Field(default=200, ge=1)
+    # Set: every change (REST POSTs, GraphQL mutations and subscriptions) needs
+    # `Authorization: Bearer <token>`; reads stay open. Unset: no token needed.
+    api_token: SecretStr | None = None
+    # Origins allowed to call the API from a browser (CORS); empty: none but the page's own.
+    cors_origins: list[str] = []
 
     # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
     delay_min_s: float = Field(default=5, ge=0)

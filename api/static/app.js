@@ -201,6 +201,34 @@ function dequeue(item) {
   }
 }
 
+// The API's bearer token, when the server needs one for changes (JOBLINE_API_TOKEN): typed
+// once into the header's field, kept in localStorage, sent with every change and in the live
+// connection's init payload.
+const TOKEN_KEY = "jobline.token";
+const token = () => localStorage.getItem(TOKEN_KEY) || "";
+const withToken = (headers) => (token() ? { ...headers, Authorization: `Bearer ${token()}` } : headers);
+
+function askForToken(why) {
+  const field = document.getElementById("token-field");
+  field.hidden = false;
+  if (why) {
+    notice(why);
+    document.getElementById("token").focus();
+  }
+}
+
+document.getElementById("token").value = token();
+document.getElementById("token").addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  event.preventDefault();  // the token, not a job: take it without submitting the form
+  event.target.blur();
+});
+document.getElementById("token").addEventListener("change", (event) => {
+  localStorage.setItem(TOKEN_KEY, event.target.value.trim());
+  socket?.close();  // reconnect with it
+  flush();
+});
+
 function enqueue(item) {
   saveQueue([...queue(), item]);
   showQueued(item);
@@ -247,7 +275,7 @@ async function flush() {
       try {
         response = await fetch(item.command ? `/jobs/${encodeURIComponent(item.id)}/${item.command}` : "/jobs", {
           method: "POST",
-          headers: { "Idempotency-Key": item.key, "Content-Type": "application/json" },
+          headers: withToken({ "Idempotency-Key": item.key, "Content-Type": "application/json" }),
           // An item queued by an older page has no count: sent as it was, without a body.
           body: item.count ? JSON.stringify({ count: item.count }) : undefined,
         });
@@ -255,6 +283,10 @@ async function flush() {
         return;  // offline: the rest stays queued
       }
       if (response.status >= 500) return;  // the server is struggling: try again later
+      if (response.status === 401) {  // kept queued until the token is given
+        askForToken("This server needs an API token for changes: enter it above.");
+        return;
+      }
       if (response.status === 429) {  // this address created too many jobs lately
         const wait = Number(response.headers.get("Retry-After")) || 1;
         notice(`Too many jobs at once: the rest are sent in ${wait} s.`);
@@ -300,7 +332,8 @@ function live(attempt = 0) {
   socket = ws;
   let pinger = null;
   let pongDue = null;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init" }));
+  ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init",
+    payload: token() ? { Authorization: `Bearer ${token()}` } : {} }));
   ws.onmessage = async (message) => {
     const msg = JSON.parse(message.data);
     if (msg.type === "connection_ack") {
@@ -407,6 +440,7 @@ new IntersectionObserver((entries) => {
 
 fetch("/config.json").then((r) => r.json()).then((settings) => {
   config.appName = settings.app_name;
+  if (settings.token_required) askForToken(token() ? "" : "This server needs an API token: enter it above.");
   document.getElementById("delay").textContent =
     `${seconds(settings.delay_s.min)} to ${seconds(settings.delay_s.max)}`;
   if (settings.photo_source === "stand-in") {

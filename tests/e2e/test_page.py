@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
+from pydantic import SecretStr
 
 from schema import JobRequested
 from tests.conftest import StandInServer, System, SystemFactory
@@ -285,3 +286,25 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
     finally:
         await context.close()
         await proxy.cut()
+
+
+async def test_with_an_api_token_the_page_asks_for_it_and_then_works(
+    browser: Browser, make_system: SystemFactory
+) -> None:
+    system = await make_system(api_token=SecretStr("page-token"))
+    page = await browser.new_page()
+    await page.goto(system.base_url + "/")
+    token = page.get_by_label("API token")
+    await expect(token).to_be_visible()
+    await page.get_by_role("button", name="Create job").click()  # refused: kept queued
+    await expect(page.locator("#notice")).to_contain_text("needs an API token")
+    await expect(page.locator('.job[data-status="queued"]')).to_have_count(1)
+    assert (await system.http.get("/job-counts")).json()["total"] == 0
+
+    await token.fill("page-token")
+    await token.press("Enter")
+    await expect(page.locator('.job[data-status="queued"]')).to_have_count(0, timeout=15_000)
+    await expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
+    await expect(page.locator("#count-resolved")).to_have_text("1", timeout=20_000)  # pushed
+    await expect(page.locator('.job[data-status="resolved"]')).to_have_count(1)
+    assert (await system.http.get("/job-counts")).json()["total"] == 1  # Enter sent no job

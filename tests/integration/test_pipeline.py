@@ -219,12 +219,16 @@ async def test_count_subscription_sends_counts_now_then_as_jobs_change(system: S
 
 @asynccontextmanager
 async def subscription(
-    system: System, query: str, variables: dict[str, Any] | None = None
+    system: System,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    init: dict[str, Any] | None = None,
 ) -> AsyncIterator[Any]:
-    """A graphql-transport-ws connection to the API with one subscription started."""
+    """A graphql-transport-ws connection to the API (`init`: its connection_init payload)
+    with one subscription started."""
     url = f"ws://127.0.0.1:{system.api.port}/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": init or {}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         payload = {"query": query, "variables": variables or {}}
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
