@@ -29,6 +29,7 @@ from api.limits import BodySizeLimit
 from api.ratelimit import RateLimited
 from api.rest import router as rest_router
 from api.service import JobService
+from api.sse import router as events_router
 from projections.jobs.store import MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
@@ -52,6 +53,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Jobl
         version="0.1.0",
         lifespan=_lifespan(settings, durability),
     )
+    app.include_router(events_router)  # before /jobs/{job_id}, which would take /jobs/events
     app.include_router(rest_router)
     app.include_router(
         OfflineGraphQLRouter(

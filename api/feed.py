@@ -2,20 +2,36 @@
 
 Each subscriber has a bounded queue. One that falls behind is dropped with an error (it then
 resubscribes and resyncs from a query) instead of slowing everyone else down.
+
+Every change carries its position: the change stream's resume token (its `_data`), opaque to
+clients. A subscriber that comes back with the last position it got (`updates(since=…)`)
+first reads the changes after it from the store's change history on a stream of its own,
+then the shared live ones: it is registered for those before its own stream opens, so none
+falls between the two, and a live change is passed on only if its position is after the
+last one read (positions compare as strings, in the order of the changes, on MongoDB and on
+the embedded store), so none comes twice. A position the history no longer holds is
+refused (`PositionTooOld`): the client re-reads, then subscribes from now. The history
+shows a changed job as it is when the change is read (MongoDB's `updateLookup`), so several
+changes of one job missed together can come as one, its latest state: never an older one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import re
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from api.board import Board
+from api.errors import CallerError, InvalidInput
 from projections.jobs.store import MongoJobViews, from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.store import Document
@@ -26,9 +42,37 @@ RECONNECT_S = 1.0
 RESUME_POINT_LOST = {280, 286}
 
 
+#: How long a catching-up subscriber's own stream waits for more history before it counts
+#: as caught up (the live changes are buffered meanwhile).
+CAUGHT_UP_WAIT_MS = 100
+#: How many jobs' versions a subscriber remembers, to pass on each version once.
+REMEMBERED_JOBS = 4096
+_POSITION = re.compile(r"[0-9A-Fa-f]{2,2000}")
+
+
 class SubscriberTooSlow(Exception):
     def __init__(self) -> None:
         super().__init__("updates came faster than this subscriber read them; resubscribe")
+
+
+class PositionTooOld(CallerError):
+    """A resume position the store's change history no longer holds."""
+
+    status_code = 410
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this position is older than the change history the store keeps (or the read "
+            "model was rebuilt since): read the jobs again, then subscribe without one"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A job's view as a change left it, and the position just after that change."""
+
+    position: str
+    view: JobView
 
 
 _OVERFLOW = object()
@@ -39,9 +83,9 @@ class Subscription:
         self.job_id = job_id
         self.queue: asyncio.Queue[Any] = asyncio.Queue(size)
 
-    def offer(self, view: JobView) -> bool:
+    def offer(self, change: Change) -> bool:
         try:
-            self.queue.put_nowait(view)
+            self.queue.put_nowait(change)
         except asyncio.QueueFull:
             while not self.queue.empty():
                 self.queue.get_nowait()
@@ -49,12 +93,71 @@ class Subscription:
             return False
         return True
 
-    async def __aiter__(self) -> AsyncIterator[JobView]:
+    async def __aiter__(self) -> AsyncIterator[Change]:
         while True:
             item = await self.queue.get()
             if item is _OVERFLOW:
                 raise SubscriberTooSlow
             yield item
+
+
+class Updates:
+    """One subscriber's changes: after its `since` position (from the history), then live."""
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        history: AsyncChangeStream[Any] | None,
+        since: str | None,
+        start: str | None,
+    ) -> None:
+        self._subscription = subscription
+        self._history = history
+        self._since = since
+        self._versions: OrderedDict[str, int] = OrderedDict()
+        #: The feed's position as the subscription began: what a snapshot read now is at.
+        self.start = start
+
+    async def __aiter__(self) -> AsyncGenerator[Change, None]:
+        last = self._since
+        if self._history is not None:
+            async for position, change in self._caught_up():
+                last = position
+                if change is not None and self._news(change):
+                    yield change
+        async for change in self._subscription:
+            if (last is None or change.position > last) and self._news(change):
+                yield change
+
+    def _news(self, change: Change) -> bool:
+        """Whether the change shows a later version of its job than this subscriber got.
+        (A change stream looks an updated document up when it reads the change, so two
+        changes read close together can show the same version; a write that changes no
+        field of the view, too.) Remembered for the jobs changed most recently."""
+        view = change.view
+        if self._versions.get(view.id, 0) >= view.version:
+            return False
+        self._versions[view.id] = view.version
+        self._versions.move_to_end(view.id)
+        if len(self._versions) > REMEMBERED_JOBS:
+            self._versions.popitem(last=False)
+        return True
+
+    async def _caught_up(self) -> AsyncIterator[tuple[str, Change | None]]:
+        """The history after `since`, each event's position with its change (None: not one
+        for this subscriber), until the stream has nothing more to give."""
+        assert self._history is not None
+        job_id = self._subscription.job_id
+        try:
+            while (event := await self._history.try_next()) is not None:
+                if event["operationType"] == "invalidate":  # the read model was swapped
+                    raise PositionTooOld
+                doc = event.get("fullDocument")
+                keep = doc is not None and not is_counts(doc) and job_id in (None, doc["_id"])
+                position = encode_position(event["_id"])
+                yield position, Change(position, from_document(doc)) if keep else None
+        finally:
+            await self._history.close()
 
 
 class JobFeed:
@@ -77,6 +180,8 @@ class JobFeed:
         self._views = views
         self._subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
+        #: The position of the last change seen (or where the stream began).
+        self.position: str | None = None
 
     async def run(self) -> None:
         token = None
@@ -85,6 +190,8 @@ class JobFeed:
                 async with await self._collection.watch(
                     full_document="updateLookup", resume_after=token
                 ) as stream:
+                    if stream.resume_token is not None:
+                        self.position = encode_position(stream.resume_token)
                     self.ready.set()
                     self._on_change()
                     await self._load_board()
@@ -95,9 +202,10 @@ class JobFeed:
                             token = None
                             break
                         token = stream.resume_token
+                        self.position = encode_position(change["_id"])
                         doc = change.get("fullDocument")
                         if doc is not None:
-                            self._changed(doc, change["operationType"] == "insert")
+                            self._changed(doc, change["operationType"] == "insert", self.position)
                         self._on_change()
                 if self._board is not None:
                     self._board.reset()
@@ -117,7 +225,7 @@ class JobFeed:
         self._board.load(views, complete, shards)
         log.info("board loaded", extra={"jobs": len(self._board), "complete": complete})
 
-    def _changed(self, doc: Document, inserted: bool) -> None:
+    def _changed(self, doc: Document, inserted: bool, position: str) -> None:
         if is_counts(doc):
             if self._board is not None:
                 self._board.counted(doc, inserted)
@@ -125,21 +233,54 @@ class JobFeed:
         view = from_document(doc)
         if self._board is not None:  # first: a subscriber told of a change can read it
             self._board.add(view)
-        self._fan_out(view)
+        self._fan_out(Change(position, view))
 
-    def _fan_out(self, view: JobView) -> None:
+    def _fan_out(self, change: Change) -> None:
         for subscription in list(self._subscriptions):
-            if subscription.job_id not in (None, view.id):
+            if subscription.job_id not in (None, change.view.id):
                 continue
-            if not subscription.offer(view):
+            if not subscription.offer(change):
                 self._subscriptions.discard(subscription)
                 log.warning("dropped a slow subscriber", extra={"job_id": subscription.job_id})
 
     @asynccontextmanager
-    async def subscribe(self, job_id: str | None = None) -> AsyncIterator[Subscription]:
+    async def updates(
+        self, job_id: str | None = None, since: str | None = None
+    ) -> AsyncIterator[Updates]:
+        """The changes of every job (or of one) from now, or after position `since`.
+        Raises PositionTooOld, or InvalidInput for a position this API never gave."""
+        token = decode_position(since) if since is not None else None
         subscription = Subscription(job_id, self._queue_size)
-        self._subscriptions.add(subscription)
+        self._subscriptions.add(subscription)  # before the history: no change between
+        start = self.position
         try:
-            yield subscription
+            history = None
+            if token is not None:
+                history = await self._history_after(token)
+            yield Updates(subscription, history, since, start)
         finally:
             self._subscriptions.discard(subscription)
+
+    async def _history_after(self, token: Mapping[str, Any]) -> AsyncChangeStream[Any]:
+        try:
+            return await self._collection.watch(
+                full_document="updateLookup",
+                resume_after=token,
+                max_await_time_ms=CAUGHT_UP_WAIT_MS,
+            )
+        except OperationFailure as error:
+            if error.code in RESUME_POINT_LOST:
+                raise PositionTooOld from None
+            raise InvalidInput("since is not a position this API gave") from None
+
+
+def encode_position(token: Mapping[str, Any]) -> str:
+    """A change stream's resume token as a client sees it: its `_data`, an ordered string."""
+    data = token["_data"]
+    return data if isinstance(data, str) else bytes(data).hex()
+
+
+def decode_position(position: str) -> dict[str, Any]:
+    if not _POSITION.fullmatch(position):
+        raise InvalidInput("since is not a position this API gave")
+    return {"_data": position}

@@ -22,7 +22,7 @@ from strawberry.types import ExecutionContext
 
 from api.context import GraphQLInfo
 from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
-from api.feed import SubscriberTooSlow
+from api.feed import PositionTooOld, SubscriberTooSlow
 from api.query_limits import MAX_COST, MAX_DEPTH, cost_at_most, depth_at_most
 from api.ratelimit import RateLimited
 from api.service import MAX_CREATE, MAX_PAGE
@@ -39,6 +39,20 @@ if TYPE_CHECKING:  # the resolvers return the views and counts themselves
 else:  # which Strawberry serves through the types made from them (api/types.py)
     Job = GraphQLJob
     JobCounts = GraphQLCounts
+
+
+@strawberry.type(description="A change of a job: the job as it left it, and its cursor.")
+class JobUpdate:
+    cursor: str = strawberry.field(
+        description="Pass as `since` to resume after this change (a live position, not a "
+        "page cursor)."
+    )
+    job: Job | None = strawberry.field(
+        description="The job as the change left it. Null only in the first update of a "
+        "subscription started without `since` that has no job to show (all jobs, or one "
+        "that does not exist yet): that update marks where the stream starts, so a client "
+        "can resume from there even before any job changes."
+    )
 
 
 @strawberry.type(description="A job in a list, and the cursor to page on from it.")
@@ -289,20 +303,28 @@ class Mutation:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Every change of every job, or of one job (which first sends its state).",
+        description="Every change of every job (or of one job, which first sends its state), "
+        "each with its cursor, after a first update that marks where the stream starts; "
+        "with `since` (the last cursor received), first every change "
+        "after it, then live: none missed, none twice. A `since` the server can no longer "
+        "serve is an error with code POSITION_TOO_OLD: read the jobs again, then subscribe "
+        "without it.",
         extensions=token_needed(),
     )
     async def job_updates(
-        self, info: GraphQLInfo, id: strawberry.ID | None = None
-    ) -> AsyncGenerator[Job, None]:
+        self, info: GraphQLInfo, id: strawberry.ID | None = None, since: str | None = None
+    ) -> AsyncGenerator[JobUpdate, None]:
         found = info.context.services
-        async with found.feed.subscribe(str(id) if id is not None else None) as subscription:
-            if id is not None:
-                current = await found.jobs.get(str(id))
-                if current is not None:
-                    yield current
-            async for view in subscription:
-                yield view
+        job_id = str(id) if id is not None else None
+        try:
+            async with found.feed.updates(job_id, since) as updates:
+                if since is None and updates.start is not None:
+                    current = await found.jobs.get(job_id) if job_id is not None else None
+                    yield JobUpdate(cursor=updates.start, job=current)
+                async for change in updates:
+                    yield JobUpdate(cursor=change.position, job=change.view)
+        except PositionTooOld as error:
+            raise GraphQLError(str(error), extensions={"code": "POSITION_TOO_OLD"}) from None
 
     @strawberry.subscription(
         description="How many jobs are in each status: now, then after changes (coalesced).",
@@ -313,8 +335,9 @@ class Subscription:
             yield graphql_counts(value)
 
 
-# Said to the caller as they are; everything else is masked. `Saturated` says to retry.
-_CALLER_ERRORS = (CallerError, SubscriberTooSlow, Saturated, TokenMissing)
+# Said to the caller as they are; everything else is masked. `Saturated` says to retry; a
+# GraphQLError raised on purpose (a missing token, a position too old) is meant for them.
+_CALLER_ERRORS = (CallerError, SubscriberTooSlow, Saturated, GraphQLError)
 
 
 def _mask(error: GraphQLError) -> bool:

@@ -43,6 +43,10 @@ _ERRORS: dict[int, dict[str, Any]] = {
     },
     404: {"description": "No job has this id."},
     409: {"description": "The job's state does not allow this (the detail says its status)."},
+    410: {
+        "description": "The position to resume after is older than the change history the "
+        "store keeps: read the jobs again, then subscribe without one."
+    },
     413: {"description": "The request body is over 64 KiB."},
     422: {
         "description": "Invalid input (a parameter, the body, a cursor or an Idempotency-Key), "

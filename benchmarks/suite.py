@@ -162,7 +162,7 @@ class Feed:
 
     async def follow(self, base_url: str) -> None:
         url = base_url.replace("http://", "ws://") + "/graphql"
-        query = "subscription { jobUpdates { id status dueAt } }"
+        query = "subscription { jobUpdates { job { id status dueAt } } }"
         while True:
             try:
                 async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
@@ -186,7 +186,9 @@ class Feed:
             if message.get("type") == "error":
                 raise RuntimeError(str(message.get("payload")))
             return
-        job = message["payload"]["data"]["jobUpdates"]
+        job = message["payload"]["data"]["jobUpdates"]["job"]
+        if job is None:  # the mark of where the stream starts
+            return
         job_id = job["id"]
         if job.get("dueAt"):
             self.due.setdefault(job_id, datetime.fromisoformat(job["dueAt"]))

@@ -324,6 +324,12 @@ function setConnection(state) {
 
 let socket = null;
 let retry = null;
+// The position of the last change received. A reconnect resumes after it: the server sends
+// every change since, then live. Without one (the first connection), or when the server can
+// no longer serve it, the page re-reads the board instead (catchUp).
+let lastCursor = null;
+const UPDATES = `subscription($since: String) {
+  jobUpdates(since: $since) { cursor job { ${JOB_FIELDS} } } }`;
 
 function live(attempt = 0) {
   clearTimeout(retry);
@@ -337,8 +343,9 @@ function live(attempt = 0) {
   ws.onmessage = async (message) => {
     const msg = JSON.parse(message.data);
     if (msg.type === "connection_ack") {
+      const resuming = lastCursor !== null;
       ws.send(JSON.stringify({ id: "jobs", type: "subscribe",
-        payload: { query: `subscription { jobUpdates { ${JOB_FIELDS} } }` } }));
+        payload: { query: UPDATES, variables: { since: lastCursor } } }));
       ws.send(JSON.stringify({ id: "counts", type: "subscribe",
         payload: { query: "subscription { jobCounts { pending processing resolved failed cancelled } }" } }));
       pinger = setInterval(() => {
@@ -347,15 +354,26 @@ function live(attempt = 0) {
       }, PING_EVERY_MS);
       attempt = 0;
       setConnection("live");
-      catchUp().catch(() => ws.close());  // whatever changed while away
+      if (resuming) {
+        if (detail.id !== null) detail.refresh();
+      } else {
+        catchUp().catch(() => ws.close());  // whatever changed while away
+      }
       flush();
     } else if (msg.type === "pong") {
       clearTimeout(pongDue);
     } else if (msg.type === "ping") {
       ws.send(JSON.stringify({ type: "pong" }));
+    } else if (msg.type === "next" && msg.payload.errors?.some((e) => e.extensions?.code === "POSITION_TOO_OLD")) {
+      lastCursor = null;  // the server cannot resume from it: re-read on the next connection
+      ws.close();
     } else if (msg.type === "next" && msg.payload.data) {
       if (msg.id === "counts") showCounts(msg.payload.data.jobCounts);
-      else upsert(fromGraphQL(msg.payload.data.jobUpdates));
+      else {
+        const { cursor, job } = msg.payload.data.jobUpdates;
+        lastCursor = cursor;
+        if (job) upsert(fromGraphQL(job));  // none: the mark of where the stream starts
+      }
     } else if (msg.type === "error" || msg.type === "complete") {
       ws.close();  // resubscribe from a fresh snapshot
     }

@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, expect
 from pydantic import SecretStr
 
+from projections.jobs.replay import replay
 from schema import JobRequested
 from tests.conftest import StandInServer, System, SystemFactory
 from tests.logread import read_events
@@ -253,6 +254,8 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
     await proxy.start()
     context = await browser.new_context()
     page = await context.new_page()
+    listed: list[str] = []
+    page.on("request", lambda r: listed.append(r.url) if "/jobs?" in r.url else None)
     cards = page.locator(".job")
     try:
         for _ in range(3):
@@ -264,16 +267,22 @@ async def test_jobs_created_elsewhere_while_offline_leave_no_gap(
         await proxy.cut()  # meanwhile, 35 jobs from elsewhere: more than the page's 30
         await expect(page.locator("#connection")).not_to_have_text("live")
         await _create_many(system, 35)
+        pages_read = len(listed)
         await proxy.restore()
         await expect(cards).to_have_count(38, timeout=15_000)
         assert await cards.evaluate_all(CARD_IDS) == await _server_order(system)
+        assert len(listed) == pages_read, "it resumed from its cursor: no page re-read"
 
-        await proxy.cut()  # then more than the catch-up pages: the older cards make way
+        # Then more than the catch-up pages, and a read model rebuilt meanwhile, so the page's
+        # cursor is too old: it falls back to re-reading, and the older cards make way.
+        await proxy.cut()
         await expect(page.locator("#connection")).not_to_have_text("live")
+        assert (await replay(system.settings, lambda done, total: None)).swapped
         await _create_many(system, 305)
         await proxy.restore()
         await expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
         await expect(cards).to_have_count(300, timeout=15_000)
+        assert len(listed) > pages_read, "it fell back to re-reading the board"
         server = await _server_order(system)
         assert await cards.evaluate_all(CARD_IDS) == server[:300]
         for _ in range(5):  # scroll down as a reader would, a page at a time

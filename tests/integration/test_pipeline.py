@@ -136,7 +136,7 @@ async def test_stand_in_failure_becomes_a_failed_job_with_a_reason(
 
 
 async def test_graphql_create_query_and_subscription(system: System) -> None:
-    query = "subscription { jobUpdates { id status result { id } } }"
+    query = "subscription { jobUpdates { cursor job { id status result { id } } } }"
     async with subscription(system, query) as ws:
         await asyncio.sleep(0.2)
 
@@ -148,8 +148,8 @@ async def test_graphql_create_query_and_subscription(system: System) -> None:
         while not statuses or statuses[-1] not in ("RESOLVED", "FAILED"):
             message = json.loads(await asyncio.wait_for(ws.recv(), 20))
             assert message["type"] == "next", message
-            update = message["payload"]["data"]["jobUpdates"]
-            if update["id"] == job["id"]:
+            update = message["payload"]["data"]["jobUpdates"]["job"]
+            if update is not None and update["id"] == job["id"]:
                 statuses.append(update["status"])
         assert statuses[-1] == "RESOLVED"
         assert statuses == sorted(statuses, key=["PENDING", "PROCESSING", "RESOLVED"].index)
@@ -182,10 +182,13 @@ async def test_graphql_create_query_and_subscription(system: System) -> None:
 async def test_subscription_to_one_job_starts_with_its_state(system: System) -> None:
     job = await system.create()
     await system.wait_for(job["id"])
-    query = "subscription($id: ID) { jobUpdates(id: $id) { id status } }"
+    query = "subscription($id: ID) { jobUpdates(id: $id) { job { id status } } }"
     async with subscription(system, query, {"id": job["id"]}) as ws:
         first = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert first["payload"]["data"]["jobUpdates"] == {"id": job["id"], "status": "RESOLVED"}
+        assert first["payload"]["data"]["jobUpdates"]["job"] == {
+            "id": job["id"],
+            "status": "RESOLVED",
+        }
 
 
 async def test_count_subscription_sends_counts_now_then_as_jobs_change(system: System) -> None:
@@ -248,9 +251,11 @@ async def test_the_update_feed_outlives_the_store_operation_timeout(
 ) -> None:
     # A change stream is a long poll: the per-operation store timeout must not cut it.
     system = await make_system(mongodb_timeout_ms=300)
-    async with subscription(system, "subscription { jobUpdates { id status } }") as ws:
+    async with subscription(system, "subscription { jobUpdates { job { id status } } }") as ws:
+        start = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert start["payload"]["data"]["jobUpdates"]["job"] is None  # where it starts
         await asyncio.sleep(1.5)
         job = await system.create()
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert message["payload"]["data"]["jobUpdates"]["id"] == job["id"]
+        assert message["payload"]["data"]["jobUpdates"]["job"]["id"] == job["id"]
     assert "change stream lost" not in caplog.text

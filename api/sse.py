@@ -1,0 +1,109 @@
+"""Server-Sent Events: the live job changes for clients that cannot speak WebSocket.
+
+`GET /jobs/events` (`?id=` for one job) streams each change as an event `job` whose `id:` is
+its position and whose data is the job as REST shows it. A client that reconnects sends the
+last id it got (`Last-Event-ID`, which browsers' EventSource send themselves; or `?since=`)
+and gets every change after it, then live, none twice (api/feed.py). A stream started without
+one first sends where it starts: an id with no data (EventSource remembers it and fires no
+event), or for `?id=` the job's state. Comments keep idle
+connections open; a client that cannot keep up gets an event `error` saying so, and the
+stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from api.context import ServicesDep
+from api.feed import Change, SubscriberTooSlow
+from api.rest import errors
+from api.types import job_out
+
+KEEP_ALIVE_S = 15.0
+RECONNECT_MS = 2000
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get(
+    "/jobs/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An event stream (text/event-stream): `event: job`, `id:` the "
+            "change's position, `data:` the job; first an `id:` alone (where the stream "
+            "starts); `event: error` before it ends.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(410, 422, 503),
+    },
+)
+async def job_events(
+    found: ServicesDep,
+    id: Annotated[str | None, Query(max_length=200, description="Only this job.")] = None,
+    since: Annotated[
+        str | None, Query(max_length=2000, description="Resume after this position.")
+    ] = None,
+    last_event_id: Annotated[str | None, Header(max_length=2000)] = None,
+) -> StreamingResponse:
+    """Every change of every job (or of one job, which first sends its state), live."""
+    resume = last_event_id or since
+    stack = AsyncExitStack()
+    updates = await stack.enter_async_context(found.feed.updates(id, resume))
+    first = ""  # where the stream starts: the job's state, or (for EventSource) only an id
+    try:
+        if resume is None and updates.start is not None:
+            current = await found.jobs.get(id) if id is not None else None
+            start = updates.start
+            first = _event(Change(start, current)) if current else f"id: {start}\n\n"
+    except BaseException:
+        await stack.aclose()
+        raise
+
+    async def stream() -> AsyncIterator[str]:
+        async with stack:
+            yield f"retry: {RECONNECT_MS}\n\n{first}"
+            try:
+                async for live in _with_keep_alive(updates.__aiter__()):
+                    yield _event(live) if live is not None else ": keep-alive\n\n"
+            except SubscriberTooSlow as error:
+                yield f"event: error\ndata: {json.dumps({'detail': str(error)})}\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(change: Change) -> str:
+    data = job_out(change.view).model_dump_json()
+    return f"id: {change.position}\nevent: job\ndata: {data}\n\n"
+
+
+async def _with_keep_alive(changes: AsyncGenerator[Change, None]) -> AsyncIterator[Change | None]:
+    """The changes, and None whenever none came for KEEP_ALIVE_S (time for a comment)."""
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(anext(changes))
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=KEEP_ALIVE_S)
+            if not done:
+                yield None
+                continue
+            try:
+                change = waiting.result()
+            except StopAsyncIteration:
+                return
+            yield change
+            waiting = asyncio.ensure_future(anext(changes))
+    finally:  # leave the subscriber's changes closed (its own history stream with them)
+        waiting.cancel()
+        await asyncio.wait({waiting})
+        await changes.aclose()
