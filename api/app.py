@@ -110,6 +110,7 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             counts = LiveCounts(jobs.counts)
             feed = JobFeed(
                 database(feed_client, settings)["jobs"],
+                queue_size=settings.subscriber_queue,
                 on_change=counts.changed,
                 board=board,
                 views=views,

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # The API holds this many of the newest jobs in memory, kept current by the change
     # stream, and serves the board's reads from them (api/board.py).
     board_jobs: int = Field(default=20_000, ge=1)
+    # Changes waiting for one live subscriber (WebSocket or SSE); one that falls this far
+    # behind is ended with an error saying so, instead of slowing the others down.
+    subscriber_queue: int = Field(default=256, ge=1)
     # Job creations per client address (both faces; a batch takes one per job): a sustained
     # rate and a burst. Over it: 429 with Retry-After. A rate of 0: no limit.
     create_rate_per_s: float = Field(default=20, ge=0)

@@ -12,7 +12,7 @@ import pytest
 
 from api import sse
 from projections.jobs.replay import replay
-from tests.conftest import System
+from tests.conftest import System, SystemFactory
 from tests.integration.test_pipeline import subscription
 
 UPDATES = """subscription($since: String) {
@@ -179,3 +179,28 @@ async def test_server_sent_events_resume_from_last_event_id(
         422,
         "since is not a position this API gave",
     )
+
+
+async def test_a_subscriber_that_cannot_keep_up_is_ended_with_a_clear_last_message(
+    make_system: SystemFactory,
+) -> None:
+    # One change waiting at most: a batch of jobs comes faster than any reader takes it.
+    system = await make_system(subscriber_queue=1)
+    async with system.http.stream("GET", "/jobs/events", timeout=30) as response:
+        lines = response.aiter_lines()
+        async with subscription(system, "subscription { jobUpdates { job { id } } }") as ws:
+            for _ in range(5):
+                await system.http.post("/jobs", json={"count": 50})
+            message = await _next(ws)
+            while message["type"] == "next" and "errors" not in message["payload"]:
+                message = await _next(ws)
+            (error,) = _errors(message)
+            assert "resubscribe" in error["message"]
+        events: list[str] = []
+        async for line in lines:
+            events.append(line)
+    assert events[-3:] == [
+        "event: error",
+        'data: {"detail": "updates came faster than this subscriber read them; resubscribe"}',
+        "",
+    ]
