@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.board import Board
 from api.context import JoblineApp, Services, Unauthorized, graphql_context
 from api.counts import LiveCounts
-from api.errors import CallerError
+from api.errors import UNAVAILABLE, CallerError, unavailable
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
@@ -192,6 +193,17 @@ def _error_handlers(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         return JSONResponse({"detail": validation_message(error)}, 422)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and error.detail == FASTAPI_BODY_UNPARSED:
+            # Bytes that are not text: invalid input like malformed JSON (422), one message.
+            return JSONResponse({"detail": "body (body): not valid JSON (UTF-8 text)"}, 422)
+        if error.status_code == 405:  # every method the path has, not only one route's
+            allowed = ", ".join(_methods(app, request))
+            return JSONResponse({"detail": error.detail}, 405, headers={"Allow": allowed})
+        return await http_exception_handler(request, error)
+
     @app.exception_handler(CallerError)
     async def caller_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CallerError)
@@ -210,8 +222,23 @@ def _error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         )
 
-    for error_type, what in ((PyMongoError, "store"), (KafkaError, "log"), (TimeoutError, "log")):
-        app.add_exception_handler(error_type, _unavailable(what))
+    for error_type, _ in UNAVAILABLE:
+        app.add_exception_handler(error_type, _unavailable)
+
+
+#: What FastAPI answers (400) for a body it could not read as JSON text at all.
+FASTAPI_BODY_UNPARSED = "There was an error parsing the body"
+
+
+def _methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 def validation_message(error: RequestValidationError) -> str:
@@ -224,15 +251,8 @@ def validation_message(error: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def _unavailable(what: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
     """A dependency is down: 503 with a message and Retry-After, never a 500."""
-
-    async def handler(request: Request, error: Exception) -> JSONResponse:
-        log.warning("%s unavailable", what, extra={"error": repr(error)})
-        return JSONResponse(
-            {"detail": f"the job {what} is unavailable; retry shortly"},
-            503,
-            headers={"Retry-After": "2"},
-        )
-
-    return handler
+    detail = unavailable(error)
+    log.warning(detail, extra={"error": repr(error)})
+    return JSONResponse({"detail": detail}, 503, headers={"Retry-After": "2"})

@@ -34,6 +34,7 @@ class Unauthorized(CallerError):
     """A change without the API's bearer token."""
 
     status_code = 401
+    code = "UNAUTHENTICATED"
 
     def __init__(self) -> None:
         super().__init__("this API needs a bearer token for changes: Authorization: Bearer <token>")

@@ -7,9 +7,11 @@ Every change carries its position: the change stream's resume token (its `_data`
 clients. A subscriber that comes back with the last position it got (`updates(since=…)`)
 first reads the changes after it from the store's change history on a stream of its own,
 then the shared live ones: it is registered for those before its own stream opens, so none
-falls between the two, and a live change is passed on only if its position is after the
-last one read (positions compare as strings, in the order of the changes, on MongoDB and on
-the embedded store), so none comes twice. A position the history no longer holds is
+falls between the two, and a live change the history already gave is not passed on again,
+so none comes twice. (Positions are compared only for equality: a store's resume tokens are
+opaque, and the embedded store's do not sort as strings. The live changes the history also
+gave are the last it read, and no more than a subscriber's queue holds, so the positions of
+that many suffice.) A position the history no longer holds is
 refused (`PositionTooOld`): the client re-reads, then subscribes from now. The history
 shows a changed job as it is when the change is read (MongoDB's `updateLookup`), so several
 changes of one job missed together can come as one, its latest state: never an older one.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ class PositionTooOld(CallerError):
     """A resume position the store's change history no longer holds."""
 
     status_code = 410
+    code = "POSITION_TOO_OLD"
 
     def __init__(self) -> None:
         super().__init__(
@@ -108,25 +111,23 @@ class Updates:
         self,
         subscription: Subscription,
         history: AsyncChangeStream[Any] | None,
-        since: str | None,
         start: str | None,
     ) -> None:
         self._subscription = subscription
         self._history = history
-        self._since = since
         self._versions: OrderedDict[str, int] = OrderedDict()
         #: The feed's position as the subscription began: what a snapshot read now is at.
         self.start = start
 
     async def __aiter__(self) -> AsyncGenerator[Change, None]:
-        last = self._since
+        given: deque[str] = deque(maxlen=self._subscription.queue.maxsize)
         if self._history is not None:
-            async for position, change in self._caught_up():
-                last = position
-                if change is not None and self._news(change):
+            async for change in self._caught_up():
+                given.append(change.position)
+                if self._news(change):
                     yield change
         async for change in self._subscription:
-            if (last is None or change.position > last) and self._news(change):
+            if change.position not in given and self._news(change):
                 yield change
 
     def _news(self, change: Change) -> bool:
@@ -143,9 +144,9 @@ class Updates:
             self._versions.popitem(last=False)
         return True
 
-    async def _caught_up(self) -> AsyncIterator[tuple[str, Change | None]]:
-        """The history after `since`, each event's position with its change (None: not one
-        for this subscriber), until the stream has nothing more to give."""
+    async def _caught_up(self) -> AsyncIterator[Change]:
+        """The history after `since`, the changes for this subscriber, until the stream has
+        nothing more to give."""
         assert self._history is not None
         job_id = self._subscription.job_id
         try:
@@ -153,9 +154,8 @@ class Updates:
                 if event["operationType"] == "invalidate":  # the read model was swapped
                     raise PositionTooOld
                 doc = event.get("fullDocument")
-                keep = doc is not None and not is_counts(doc) and job_id in (None, doc["_id"])
-                position = encode_position(event["_id"])
-                yield position, Change(position, from_document(doc)) if keep else None
+                if doc is not None and not is_counts(doc) and job_id in (None, doc["_id"]):
+                    yield Change(encode_position(event["_id"]), from_document(doc))
         finally:
             await self._history.close()
 
@@ -257,7 +257,7 @@ class JobFeed:
             history = None
             if token is not None:
                 history = await self._history_after(token)
-            yield Updates(subscription, history, since, start)
+            yield Updates(subscription, history, start)
         finally:
             self._subscriptions.discard(subscription)
 

@@ -18,10 +18,10 @@ from strawberry.extensions import (
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_at_most
 from strawberry.permission import BasePermission, PermissionExtension
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from api.context import GraphQLInfo
-from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState
+from api.errors import CallerError, Conflict, InvalidInput, NotFound, WrongState, unavailable
 from api.feed import PositionTooOld, SubscriberTooSlow
 from api.query_limits import MAX_COST, MAX_DEPTH, cost_at_most, depth_at_most
 from api.ratelimit import RateLimited
@@ -191,7 +191,8 @@ class Query:
     @strawberry.field(
         description=f"Jobs, newest first, as a Relay connection: `first` (default "
         f"{DEFAULT_PAGE}) after a cursor, or `last` before one (paging back towards the "
-        f"newest); at most {MAX_PAGE} a page."
+        f"newest); with both `after` and `before`, only the jobs between them. 1 to "
+        f"{MAX_PAGE} a page."
     )
     async def jobs(
         self,
@@ -204,16 +205,15 @@ class Query:
         status: JobStatus | None = None,
     ) -> JobConnection:
         jobs, wanted = info.context.services.jobs, status.value if status else None
-        backwards = last is not None or before is not None
-        if backwards and (first is not None or after is not None):
-            raise InvalidInput("page forwards (first, after) or backwards (last, before), not both")
-        if backwards:
+        if first is not None and last is not None:
+            raise InvalidInput("pass first (paging down) or last (paging back up), not both")
+        if last is not None or (before is not None and first is None and after is None):
             views, newer = await jobs.page_before(
-                DEFAULT_PAGE if last is None else last, before, wanted
+                DEFAULT_PAGE if last is None else last, before, wanted, until=after
             )
             return connection(views, wanted, newer=newer, older=before is not None)
         views, next_cursor = await jobs.page(
-            DEFAULT_PAGE if first is None else first, after, wanted
+            DEFAULT_PAGE if first is None else first, after, wanted, until=before
         )
         return connection(views, wanted, newer=after is not None, older=next_cursor is not None)
 
@@ -226,6 +226,7 @@ class Authorized(BasePermission):
     """Changes and live updates need the API's bearer token, when it has one."""
 
     error_class = TokenMissing
+    error_extensions = {"code": "UNAUTHENTICATED"}  # noqa: RUF012 (Strawberry's own attribute)
     message = "this API needs a bearer token: Authorization: Bearer <token> (over a "
     "WebSocket, in the connection_init payload)"
 
@@ -323,8 +324,8 @@ class Subscription:
                     yield JobUpdate(cursor=updates.start, job=current)
                 async for change in updates:
                     yield JobUpdate(cursor=change.position, job=change.view)
-        except PositionTooOld as error:
-            raise GraphQLError(str(error), extensions={"code": "POSITION_TOO_OLD"}) from None
+        except PositionTooOld as error:  # a subscription's error is not labelled by extensions
+            raise GraphQLError(str(error), extensions={"code": error.code}) from None
 
     @strawberry.subscription(
         description="How many jobs are in each status: now, then after changes (coalesced).",
@@ -344,6 +345,56 @@ def _mask(error: GraphQLError) -> bool:
     """Say what the caller got wrong; hide the internals of everything else."""
     original = error.original_error
     return original is not None and not isinstance(original, _CALLER_ERRORS)
+
+
+def error_code(error: GraphQLError) -> str:
+    """The `extensions.code` of an error that is not masked: Apollo Server's codes where
+    one fits (so generic clients and tools tell a caller's mistake from a failure), ours
+    for the rest."""
+    original = error.original_error
+    if isinstance(original, CallerError):
+        return original.code
+    if isinstance(original, SubscriberTooSlow):
+        return "SUBSCRIBER_TOO_SLOW"
+    if isinstance(original, Saturated):
+        return "SERVICE_UNAVAILABLE"
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.path is None:  # refused before running: validation, limits, variables
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "BAD_REQUEST"
+
+
+class LabelledErrors(MaskErrors):
+    """Internal errors masked (and logged, by `JoblineSchema.process_errors`), and every
+    error labelled with an `extensions.code`."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        down = unavailable(error.original_error)
+        if down is not None:  # as REST's 503: said, and worth a retry
+            said = GraphQLError(down, error.nodes, error.source, error.positions, error.path)
+            return _labelled(said, "SERVICE_UNAVAILABLE")
+        return _labelled(super().anonymise_error(error), "INTERNAL_SERVER_ERROR")
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [
+            self.anonymise_error(e) if self.should_mask_error(e) else _labelled(e, error_code(e))
+            for e in errors
+        ]
+
+
+def _labelled(error: GraphQLError, code: str) -> GraphQLError:
+    if error.extensions and "code" in error.extensions:
+        return error
+    return GraphQLError(
+        error.message,
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
+        error.original_error,
+        {**(error.extensions or {}), "code": code},
+    )
 
 
 MAX_ALIASES = 10
@@ -369,6 +420,14 @@ class JoblineSchema(strawberry.Schema):
         caller's to read in the answer, not an error of the server's."""
         super().process_errors([e for e in errors if _mask(e)], execution_context)
 
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """As Strawberry executes, with a syntax error labelled too (Strawberry returns it
+        before the extensions see the result)."""
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            result.errors = [_labelled(e, error_code(e)) for e in result.errors]
+        return result
+
 
 schema = JoblineSchema(
     query=Query,
@@ -380,7 +439,7 @@ schema = JoblineSchema(
         lambda: AddValidationRules(LIMITS),
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
-        lambda: MaskErrors(
+        lambda: LabelledErrors(
             should_mask_error=_mask, error_message="internal error; try again later"
         ),
     ],

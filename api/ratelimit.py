@@ -21,6 +21,7 @@ class RateLimited(CallerError):
     """Too many jobs created by this client lately: retry after `retry_after_s`."""
 
     status_code = 429
+    code = "RATE_LIMITED"
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"too many jobs created from this address; retry in {retry_after_s} s")

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.context import ServicesDep, client_address, require_token
-from api.errors import InvalidInput, NotFound
-from api.service import MAX_CREATE, MAX_PAGE
+from api.errors import NotFound
+from api.service import KEY_PATTERN, MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
-from projections.jobs.store import encode_cursor
+from projections.jobs.store import CURSOR_PATTERN, encode_cursor
 from projections.jobs.view import JobStatus, JobView
 
 
@@ -90,7 +90,14 @@ async def create_job(
     found: ServicesDep,
     request: Request,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=KEY_PATTERN,
+            description="Makes a repeat of this request (its answer lost, say) return the "
+            "same jobs instead of creating more.",
+        ),
+    ] = None,
     body: Annotated[
         dict[str, Any] | None,
         Body(
@@ -123,18 +130,26 @@ async def job_counts(found: ServicesDep) -> BaseModel:
 async def list_jobs(
     found: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    before: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="Jobs older than this one (`next_cursor`)."),
+    ] = None,
+    before: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            description="Jobs newer than this one (`previous_cursor`). With `cursor` too: "
+            "the jobs between the two, paging down from `cursor`.",
+        ),
+    ] = None,
     status: JobStatus | None = None,
 ) -> JobPage:
     """Jobs, newest first. Pass `next_cursor` back as `cursor` for the next (older) page, or
     `previous_cursor` as `before` for the previous (newer) one."""
-    if before is not None:
-        if cursor is not None:
-            raise InvalidInput("pass cursor (older jobs) or before (newer jobs), not both")
+    if before is not None and cursor is None:
         views, newer = await found.jobs.page_before(limit, before, status)
         return _page(views, older=bool(views), newer=newer)
-    views, next_cursor = await found.jobs.page(limit, cursor, status)
+    views, next_cursor = await found.jobs.page(limit, cursor, status, until=before)
     return _page(views, older=next_cursor is not None, newer=cursor is not None)
 
 
@@ -150,7 +165,7 @@ def _page(views: list[JobView], *, older: bool, newer: bool) -> JobPage:
 CommandKey = Annotated[
     str | None,
     Header(
-        max_length=200,
+        pattern=KEY_PATTERN,
         description="Makes a repeat of this request (its answer lost, say) get the job as "
         "it is now instead of an error for the state the first request changed.",
     ),

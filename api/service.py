@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +35,9 @@ from schema import Event, JobRequested
 
 MAX_PAGE = 100
 MAX_KEY_LENGTH = 200
+#: What an idempotency key may be: what an HTTP header carries unchanged.
+KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"
+_KEY = re.compile(KEY_PATTERN)
 # Group commit: at most this many creations per batch, and this many waiting for a batch
 # (more are refused with 503 at once; a wait behind two full batches is a few hundred ms).
 MAX_BATCH = 500
@@ -310,9 +314,21 @@ class JobService:
         return counted if counted is not None else await self._views.counts()
 
     async def page(
+        self, limit: int, cursor: str | None, status: str | None, until: str | None = None
+    ) -> tuple[list[JobView], str | None]:
+        """Up to `limit` jobs, newest first, after `cursor` (older than it) and, with
+        `until`, before that one (newer than it); and the next page's cursor."""
+        stop = _page_arguments(limit, until, status)
+        views, next_cursor = await self._page(limit, cursor, status)
+        if stop is not None:
+            kept = [v for v in views if _position(v) > stop]
+            if len(kept) < len(views):  # the range ends on this page
+                return kept, None
+        return views, next_cursor
+
+    async def _page(
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:
-        """Up to `limit` jobs, newest first, after `cursor`, and the next page's cursor."""
         after = _page_arguments(limit, cursor, status)
         scan = self._board.scan(limit + 1, after, status)
         if scan is None:
@@ -327,13 +343,25 @@ class JobService:
         return views, encode_cursor(views[-1]) if len(found) > limit else None
 
     async def page_before(
-        self, limit: int, cursor: str | None, status: str | None
+        self, limit: int, cursor: str | None, status: str | None, until: str | None = None
     ) -> tuple[list[JobView], bool]:
-        """Up to `limit` jobs just newer than `cursor` (without one, the oldest), newest
-        first, and whether there are newer ones still: paging backwards. From the store's
-        indexes (the board serves the newest pages, which paging forwards reads)."""
+        """Up to `limit` jobs just newer than `cursor` (without one, the oldest) and, with
+        `until`, older than that one; newest first, and whether there are newer ones still:
+        paging backwards. From the store's indexes (the board serves the newest pages, which
+        paging forwards reads)."""
+        stop = _page_arguments(limit, until, status)
         _page_arguments(limit, cursor, status)
-        return await self._views.page_before(limit, cursor, status)
+        views, newer = await self._views.page_before(limit, cursor, status)
+        if stop is not None:
+            kept = [v for v in views if _position(v) < stop]
+            if len(kept) < len(views):
+                return kept, False
+        return views, newer
+
+
+def _position(view: JobView) -> tuple[int, str]:
+    assert view.seq is not None  # every listed job has its place
+    return view.seq, view.id
 
 
 def _page_arguments(limit: int, cursor: str | None, status: str | None) -> tuple[int, str] | None:
@@ -353,5 +381,7 @@ def _key_conflict(key: str | None) -> IdempotencyConflict:
 
 
 def _check_key(key: str) -> None:
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidInput(f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters")
+    if not _KEY.fullmatch(key):
+        raise InvalidInput(
+            f"an idempotency key is 1 to {MAX_KEY_LENGTH} visible ASCII characters (no spaces)"
+        )

@@ -32,6 +32,39 @@ RECONNECT_MS = 2000
 router = APIRouter(tags=["jobs"])
 
 
+def _data(component: str) -> dict[str, Any]:
+    """An event's `data`: JSON text of this component's shape."""
+    return {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{component}"},
+    }
+
+
+#: One event of the stream (OpenAPI 3.1: the schema of a text/event-stream describes each
+#: event, as its fields). An `id` alone (where the stream starts) dispatches no event.
+EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "JobEvent",
+            "type": "object",
+            "properties": {
+                "event": {"const": "job"},
+                "id": {"type": "string"},
+                "data": _data("JobOut"),
+            },
+            "required": ["event", "id", "data"],
+        },
+        {
+            "title": "ErrorEvent",
+            "type": "object",
+            "properties": {"event": {"const": "error"}, "data": _data("ErrorOut")},
+            "required": ["event", "data"],
+        },
+    ]
+}
+
+
 @router.get(
     "/jobs/events",
     response_class=StreamingResponse,
@@ -40,7 +73,7 @@ router = APIRouter(tags=["jobs"])
             "description": "An event stream (text/event-stream): `event: job`, `id:` the "
             "change's position, `data:` the job; first an `id:` alone (where the stream "
             "starts); `event: error` before it ends.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
         **errors(410, 422, 503),
     },

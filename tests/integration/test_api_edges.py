@@ -73,17 +73,30 @@ async def test_bad_requests_get_clear_client_errors(system: System) -> None:
             "variables": {"n": "many"},
         },
     )
-    assert "errors" in wrong_type.json()
+    assert _code(wrong_type.json()) == "GRAPHQL_VALIDATION_FAILED"
 
     too_many = await http.post(
         "/graphql", json={"query": "{ jobs(first: 1000) { edges { cursor } } }"}
     )
     assert "1 to 100 jobs" in too_many.json()["errors"][0]["message"]
+    assert _code(too_many.json()) == "BAD_USER_INPUT"
 
     bad_cursor = await http.post(
         "/graphql", json={"query": '{ jobs(after: "zz") { edges { cursor } } }'}
     )
     assert "cursor" in bad_cursor.json()["errors"][0]["message"]
+
+    syntax = await http.post("/graphql", json={"query": "{ jobs( }"})
+    assert _code(syntax.json()) == "GRAPHQL_PARSE_FAILED"
+    unknown = await http.post("/graphql", json={"query": "{ nothing }"})
+    assert _code(unknown.json()) == "GRAPHQL_VALIDATION_FAILED"
+
+
+def _code(answer: dict[str, Any]) -> str:
+    """The `extensions.code` of an answer's one error."""
+    (error,) = answer["errors"]
+    code: str = error["extensions"]["code"]
+    return code
 
 
 def _deep(depth: int) -> str:
@@ -117,6 +130,8 @@ async def test_abusive_graphql_queries_are_refused_naming_the_limit(system: Syst
         assert response.status_code in (200, 400)
         (error,) = response.json()["errors"]
         assert limit in error["message"], (limit, error)
+        refused_by = "PARSE" if limit == "token" else "VALIDATION"  # the parser counts tokens
+        assert error["extensions"] == {"code": f"GRAPHQL_{refused_by}_FAILED"}
         assert response.json().get("data") is None
     under = [
         _deep(20),
@@ -238,12 +253,19 @@ async def test_a_failing_store_answers_503_with_a_message(system: System) -> Non
             }
         )
         response = await system.http.get("/jobs/some-id")
+        query = {"query": '{ job(id: "some-id") { id } }'}
+        answer = (await system.http.post("/graphql", json=query)).json()
     finally:
         await client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
         await client.close()
     assert response.status_code == 503
     assert response.json() == {"detail": "the job store is unavailable; retry shortly"}
     assert response.headers["retry-after"] == "2"
+    (error,) = answer["errors"]  # GraphQL says the same, labelled to retry
+    assert (error["message"], error["extensions"]) == (
+        "the job store is unavailable; retry shortly",
+        {"code": "SERVICE_UNAVAILABLE"},
+    )
     started = asyncio.get_running_loop().time()
     while (await system.http.get("/jobs/some-id")).status_code != 404:  # and it recovers
         assert asyncio.get_running_loop().time() - started < 15, "the API did not recover"

@@ -32,9 +32,14 @@ async def test_changes_need_the_api_token_when_one_is_set(make_system: SystemFac
     unauthorized = (await system.http.post("/graphql", json={"query": CREATE})).json()
     assert unauthorized["data"] is None
     assert "bearer token" in unauthorized["errors"][0]["message"]
+    assert unauthorized["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
     authorized = await system.http.post("/graphql", json={"query": CREATE}, headers=good)
     assert authorized.json()["data"]["createJob"]["errors"] == []
-    reading = await system.http.post("/graphql", json={"query": "{ jobCounts { total } }"})
+    for _ in range(100):  # reads are open (the counts follow the creations a moment later)
+        reading = await system.http.post("/graphql", json={"query": "{ jobCounts { total } }"})
+        if reading.json()["data"]["jobCounts"]["total"] == 2:
+            break
+        await asyncio.sleep(0.1)
     assert reading.json()["data"]["jobCounts"]["total"] == 2
 
     query = "subscription { jobCounts { total } }"
@@ -42,6 +47,7 @@ async def test_changes_need_the_api_token_when_one_is_set(make_system: SystemFac
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert message["type"] == "error"
         assert "bearer token" in message["payload"][0]["message"]
+        assert message["payload"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
     async with subscription(system, query, init=good) as ws:
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert message["payload"]["data"]["jobCounts"]["total"] >= 1

@@ -118,13 +118,41 @@ async def test_node_finds_a_job_and_paging_arguments_are_checked(system: System)
         refused = await _query(system, PAGE, **arguments)
         (error,) = refused["errors"]
         assert complaint in error["message"], (arguments, error)
-    both = await system.http.get("/jobs", params={"cursor": "x", "before": "y"})
-    assert (both.status_code, both.json()) == (
-        422,
-        {"detail": "pass cursor (older jobs) or before (newer jobs), not both"},
-    )
+    bad = await system.http.get("/jobs", params={"cursor": "x"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("cursor (query): String should match pattern")
     too_many = await system.http.get("/jobs", params={"limit": 101})
     assert (too_many.status_code, too_many.json()) == (
         422,
         {"detail": "limit (query): Input should be less than or equal to 100"},
     )
+
+
+async def test_after_and_before_together_give_the_jobs_between(system: System) -> None:
+    created = [await system.create() for _ in range(6)]
+    newest_first = [job["id"] for job in reversed(created)]
+    edges = (await _jobs(system, first=6))["edges"]
+    cursors = [edge["cursor"] for edge in edges]
+    assert [edge["node"]["id"] for edge in edges] == newest_first
+
+    between = await _jobs(system, first=10, after=cursors[0], before=cursors[5])
+    assert _ids(between) == newest_first[1:5]
+    assert between["pageInfo"]["hasNextPage"] is False
+    first_two = await _jobs(system, first=2, after=cursors[0], before=cursors[5])
+    assert _ids(first_two) == newest_first[1:3]
+    assert first_two["pageInfo"]["hasNextPage"] is True
+    last_two = await _jobs(system, last=2, after=cursors[0], before=cursors[5])
+    assert _ids(last_two) == newest_first[3:5]
+    assert last_two["pageInfo"]["hasPreviousPage"] is True
+    up_to = await _jobs(system, last=10, after=cursors[2], before=cursors[5])
+    assert _ids(up_to) == newest_first[3:5]
+    assert up_to["pageInfo"]["hasPreviousPage"] is False
+
+    # REST: cursor (older than) and before (newer than) together, paging down.
+    params = {"limit": 3, "cursor": cursors[0], "before": cursors[5]}
+    page = (await system.http.get("/jobs", params=params)).json()
+    assert [job["id"] for job in page["items"]] == newest_first[1:4]
+    params["cursor"] = page["next_cursor"]
+    page = (await system.http.get("/jobs", params=params)).json()
+    assert [job["id"] for job in page["items"]] == newest_first[4:5]
+    assert page["next_cursor"] is None
