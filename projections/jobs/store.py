@@ -451,8 +451,8 @@ def encode_position(seq: int, job_id: str) -> str:
 
 
 #: What a cursor looks like: a job's seq (negative for the jobs from before seq), a dot,
-#: and a job id.
-CURSOR_PATTERN = r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{1,64}$"
+#: and a job id (none: below every job of that seq).
+CURSOR_PATTERN = r"^-?[0-9]{1,18}\.[0-9A-Za-z_-]{0,64}$"
 _CURSOR = re.compile(CURSOR_PATTERN)
 
 

@@ -142,6 +142,7 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
     assert decode_cursor(encode_cursor(view)) == (42, "j1")
     assert decode_cursor("-9007199254740992.a-b_c") == (-(2**53), "a-b_c")
     # Empty; no dot; not a number; a number past 18 digits (a store's 64 bits); not an id.
-    for garbage in ("", "garbage!", "42", "x.j1", "1234567890123456789.j1", "4.j 1", "4."):
+    assert decode_cursor("4.") == (4, "")  # below every job of seq 4
+    for garbage in ("", "garbage!", "42", "x.j1", "1234567890123456789.j1", "4.j 1", ".j1"):
         with pytest.raises(InvalidCursor):
             decode_cursor(garbage)
