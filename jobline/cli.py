@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from jobline.components import COMPONENTS
 from jobline.embedded import run_all
 from jobline.progress import ProgressBar
 from jobline.serving import AppServer, run_until_signalled
+from processors.fetcher.unsplash import check as unsplash_check
 from projections.jobs.replay import MAX_REPORTED, replay
 from runtime.logs import configure_logging
 from runtime.settings import Settings
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             component.name,
             help=f"the {component.name} alone: {component.help} (scale out by group)",
         )
+    commands.add_parser(
+        "unsplash-check",
+        help="ask Unsplash once with the configured key: the quota left, or what is wrong",
+    )
     replay_command = commands.add_parser(
         "replay", help="rebuild the read models from offset 0 of the log and swap them in"
     )
@@ -63,6 +69,11 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
         return await _serve(args, settings)
     if args.command == "replay":
         return await _replay(settings, verify=args.verify)
+    if args.command == "unsplash-check":
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # the one sentence is the answer
+        works, said = await unsplash_check(settings)
+        print(said)
+        return 0 if works else 1
     await COMPONENTS[args.command].run(settings)
     return 0
 

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     unsplash_ratelimit_pause_s: float = Field(default=60, gt=0)
     fetch_max_attempts: int = Field(default=4, ge=1)
     fetch_backoff_s: float = Field(default=0.5, ge=0)
+    fetch_backoff_cap_s: float = Field(default=30, ge=0)
     fetch_concurrency: int = Field(default=8, ge=1)
     # The local stand-in's hourly allowance: Unsplash's for a production app. Benchmarks lift it.
     stand_in_hourly_limit: int = Field(default=5000, ge=0)

@@ -68,8 +68,32 @@ def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @dataclass
 class StandInServer:
+    """A stand-in on loopback, made to misbehave over HTTP (its control routes, as a stand-in
+    in another process would be); `state` is read for its counters only."""
+
     url: str
     state: StandIn
+
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(base_url=self.url) as http:
+            response = await http.request(method, f"/_stand-in/{path}", json=body)
+            response.raise_for_status()
+            return response.json()
+
+    async def faults(self, **spec: Any) -> None:
+        """The next requests misbehave (standin/app.py: status, times, rate, delay_s, hang,
+        malformed, download_failures)."""
+        await self.control("POST", "faults", spec)
+
+    async def clear_faults(self) -> None:
+        await self.control("DELETE", "faults")
+
+    async def allowance(self, limit: int, window_s: float) -> None:
+        await self.control("POST", "allowance", {"limit": limit, "window_s": window_s})
+
+    async def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = await self.control("GET", "stats")
+        return stats
 
 
 @pytest.fixture
@@ -158,12 +182,12 @@ class System:
 
 async def failed_job(system: System, stand_in: StandInServer) -> dict[str, Any]:
     """A job whose fetch Unsplash refuses for good (a 404: the fetcher does not try again)."""
-    stand_in.state.fault_status = 404
+    await stand_in.faults(status=404)
     try:
         job = await system.create()
         failed = await system.wait_for(job["id"])
     finally:
-        stand_in.state.fault_status = None
+        await stand_in.clear_faults()
     assert failed["status"] == "failed", failed
     return failed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from random import Random
 from typing import Any
 
 from schema import JobDue, JobFailed, JobResolved, Photo, attempt_event_id, photo_from_dict
@@ -12,44 +13,61 @@ from schema import JobDue, JobFailed, JobResolved, Photo, attempt_event_id, phot
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """A transient failure: try again after `after_s` (unless out of attempts)."""
+    """A transient failure: try again, after a backoff; or, for a rate limit, once the
+    allowance's window lets it (a rate limit never counts as a failed attempt)."""
 
     reason: str
-    after_s: float
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """A permanent failure: the job fails with this reason."""
+    """A permanent failure (retrying would get the same answer): the job fails with this
+    reason, said for a person."""
 
     reason: str
 
 
 Answer = Photo | Retry | Fail
 
+#: The body of an answer that was not JSON.
+NOT_JSON = object()
 
-def interpret(
-    status: int, headers: Mapping[str, str], body: Any, backoff_s: float, ratelimit_pause_s: float
-) -> Answer:
+
+def interpret(status: int, headers: Mapping[str, str], body: Any) -> Answer:
     """Turn one HTTP answer of GET /photos/random into a photo, a retry or a failure."""
     if status == 200:
         return _photo(body)
-    if status == 429 or (status == 403 and remaining(headers) == 0):
-        return Retry("Unsplash rate limit reached", ratelimit_pause_s)
+    if status == 429 or (status == 403 and _rate_limit(headers, body)):
+        return Retry("Unsplash's rate limit was reached", rate_limited=True)
     if status >= 500:
-        return Retry(f"Unsplash answered {status}", backoff_s)
+        return Retry(f"Unsplash answered {status} ({_message(body)})")
     if status == 401:
         return Fail("Unsplash refused the access key (401): check JOBLINE_UNSPLASH_ACCESS_KEY")
-    return Fail(f"Unsplash answered {status}: {_message(body)}")
+    return Fail(f"Unsplash answered {status} ({_message(body)})")
+
+
+def unreachable(error: Exception, timeout_s: float) -> Retry:
+    """A request that got no answer: a timeout or a connection that failed."""
+    if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+        return Retry(f"Unsplash did not answer within {timeout_s:g} s")
+    return Retry(f"Unsplash could not be reached ({type(error).__name__})")
+
+
+def _rate_limit(headers: Mapping[str, str], body: Any) -> bool:
+    return remaining(headers) == 0 or "Rate Limit Exceeded" in _message(body)
 
 
 def _photo(body: Any) -> Answer:
+    if body is NOT_JSON:
+        return Fail("Unsplash answered 200 with a body that is not JSON")
     if isinstance(body, list) and body:
         body = body[0]
     try:
         return photo_from_dict(body)
     except (KeyError, TypeError, ValueError) as error:
-        return Fail(f"Unsplash sent a photo in an unexpected shape ({error!r})")
+        problem = f"{type(error).__name__}: {error}"
+        return Fail(f"Unsplash sent a photo in an unexpected shape ({problem})")
 
 
 def _message(body: Any) -> str:
@@ -66,11 +84,11 @@ def remaining(headers: Mapping[str, str]) -> int | None:
         return None
 
 
-def retry_delay(answer: Retry, attempt: int) -> float:
-    """Exponential backoff for server errors; rate-limit pauses are taken as they are."""
-    if answer.reason.endswith("rate limit reached"):
-        return answer.after_s
-    return float(answer.after_s * 2 ** (attempt - 1))
+def backoff_s(attempt: int, base_s: float, cap_s: float, rng: Random) -> float:
+    """How long to wait before attempt `attempt + 1`: exponential backoff with full jitter
+    (a uniform draw up to base·2^(attempt-1), capped), so that fetchers that failed
+    together do not retry together."""
+    return rng.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))
 
 
 #: A job's first outcome follows its first JobDue (version 2).

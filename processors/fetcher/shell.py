@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from processors.fetcher.core import FIRST_OUTCOME_VERSION, outcome
+from processors.fetcher.downloads import Downloads
 from processors.fetcher.unsplash import Unsplash
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
@@ -24,7 +25,7 @@ from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
 from runtime.store import database, open_store
-from schema import Event, JobCancelled, JobDue
+from schema import Event, JobCancelled, JobDue, JobFailed
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
@@ -55,6 +56,7 @@ class FetchHandler:
         topic: str,
         unsplash: Unsplash,
         outcomes: ClaimStore,
+        downloads: Downloads,
         concurrency: int,
         now: Callable[[], datetime],
         max_in_flight: int = MAX_IN_FLIGHT,
@@ -64,6 +66,7 @@ class FetchHandler:
         self._topic = topic
         self._unsplash = unsplash
         self._outcomes = outcomes
+        self._downloads = downloads
         self._now = now
         self._slots = asyncio.Semaphore(concurrency)  # requests to Unsplash at once
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
@@ -122,7 +125,7 @@ class FetchHandler:
         """In-flight fetches finish: their claimed outcome makes a second delivery harmless."""
 
     async def run(self) -> None:
-        await self.commits.run()
+        await run_together(self.commits.run(), self._downloads.run())
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -163,10 +166,19 @@ class FetchHandler:
     async def _commit(self, batch: list[Claimed]) -> list[None]:
         """Claim each outcome (first writer wins) and append the claimed outcomes."""
         claims = await self._outcomes.claim_many([(c.key, c.event, None) for c in batch])
-        await self._publisher.publish([claim.event for claim in claims.values()])
+        outcomes = [claim.event for claim in claims.values()]
+        await self._downloads.record(outcomes)  # before: no photo used goes unreported
+        await self._publisher.publish(outcomes)
         for c in batch:
             event = claims[c.key].event
-            log.info("job %s", event.TYPE, extra={**c.fields, "outcome": event.TYPE})
+            if isinstance(event, JobFailed):
+                log.warning(
+                    "job JobFailed: %s",
+                    event.reason,
+                    extra={**c.fields, "outcome": event.TYPE, "reason": event.reason},
+                )
+            else:
+                log.info("job %s", event.TYPE, extra={**c.fields, "outcome": event.TYPE})
         return [None] * len(batch)
 
 
@@ -203,13 +215,15 @@ async def run(settings: Settings, durability: Durability | None = None, *, name:
     unsplash = Unsplash(settings)
     try:
         async with processor_kit(settings, name, durability) as kit:
-            outcomes = ClaimStore(database(client, settings)["fetch_outcomes"])
+            db = database(client, settings)
+            outcomes = ClaimStore(db["fetch_outcomes"])
             handler = FetchHandler(
                 publisher=kit.publisher,
                 tracker=kit.tracker,
                 topic=kit.topic,
                 unsplash=unsplash,
                 outcomes=outcomes,
+                downloads=Downloads(db["download_events"], unsplash),
                 concurrency=settings.fetch_concurrency,
                 now=utc_now,
             )

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from typing import Any
 
 import httpx
 
-from processors.fetcher.core import Fail, Retry, interpret, remaining, retry_delay
+from processors.fetcher.core import (
+    NOT_JSON,
+    Fail,
+    Retry,
+    backoff_s,
+    interpret,
+    remaining,
+    unreachable,
+)
 from runtime.settings import Settings
 from schema import Photo
 
 log = logging.getLogger(__name__)
+_RNG = random.Random()
 
 
 class Unsplash:
@@ -35,45 +45,65 @@ class Unsplash:
         await self._client.aclose()
 
     async def random_photo(self) -> Photo | str:
-        """A photo, or the reason (for a person) why there is none after all attempts."""
-        attempts = self._settings.fetch_max_attempts
-        for attempt in range(1, attempts + 1):
+        """A photo, or the reason (for a person) why there is none after all attempts.
+        Timeouts, failed connections and 5xx answers are tried again, after exponential
+        backoff with full jitter, `fetch_max_attempts` times in all; a rate limit waits for
+        the allowance instead and never counts as an attempt; a refused key, a 404 or a
+        malformed answer fails at once (asking again would get the same)."""
+        settings, attempt = self._settings, 0
+        while True:
             answer = await self._ask()
             if isinstance(answer, Photo):
                 return answer
             if isinstance(answer, Fail):
                 return answer.reason
-            if attempt == attempts:
-                return f"{answer.reason} (gave up after {attempts} attempts)"
-            await asyncio.sleep(retry_delay(answer, attempt))
-        raise AssertionError("unreachable")
+            if answer.rate_limited:
+                log.warning("Unsplash's rate limit reached; waiting for the allowance")
+                self._pause(settings.unsplash_ratelimit_pause_s)
+                continue
+            attempt += 1
+            if attempt >= settings.fetch_max_attempts:
+                return f"{answer.reason}; gave up after {attempt} attempts"
+            wait = backoff_s(attempt, settings.fetch_backoff_s, settings.fetch_backoff_cap_s, _RNG)
+            log.info("Unsplash failed; retrying", extra={"reason": answer.reason, "in_s": wait})
+            await asyncio.sleep(wait)
+
+    async def ask(self) -> httpx.Response:
+        """One GET /photos/random, as it is answered."""
+        return await self._client.get(
+            "/photos/random", params={"query": self._settings.unsplash_query}
+        )
+
+    async def download(self, location: str) -> None:
+        """Unsplash's download event for a photo used (its `links.download_location`), as
+        the API guidelines ask. Raises on failure. Only ever sent to the configured API: the
+        key goes nowhere else, whatever a photo's links say."""
+        if not location.startswith(self._settings.unsplash_base_url.rstrip("/") + "/"):
+            raise ValueError("a download location outside the configured Unsplash API")
+        response = await self._client.get(location)
+        response.raise_for_status()
 
     async def _ask(self) -> Photo | Retry | Fail:
         await self._respect_pause()
         settings = self._settings
         try:
-            response = await self._client.get(
-                "/photos/random", params={"query": settings.unsplash_query}
-            )
+            response = await self.ask()
         except httpx.HTTPError as error:
-            return Retry(f"Unsplash unreachable ({type(error).__name__})", settings.fetch_backoff_s)
+            return unreachable(error, settings.unsplash_timeout_s)
         finally:
             self.requests += 1
         self._note_allowance(response.headers)
-        return interpret(
-            response.status_code,
-            response.headers,
-            _json(response),
-            settings.fetch_backoff_s,
-            settings.unsplash_ratelimit_pause_s,
-        )
+        return interpret(response.status_code, response.headers, _json(response))
 
     def _note_allowance(self, headers: Any) -> None:
         left = remaining(headers)
         if left is not None and left <= self._settings.unsplash_ratelimit_reserve:
             # Back off before the wall: Unsplash's allowance is hourly and says no reset time.
-            self._paused_until = time.monotonic() + self._settings.unsplash_ratelimit_pause_s
+            self._pause(self._settings.unsplash_ratelimit_pause_s)
             log.warning("Unsplash allowance nearly used; pausing", extra={"remaining": left})
+
+    def _pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     async def _respect_pause(self) -> None:
         wait = self._paused_until - time.monotonic()
@@ -85,4 +115,48 @@ def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        return None
+        return NOT_JSON
+
+
+async def check(settings: Settings, client: httpx.AsyncClient | None = None) -> tuple[bool, str]:
+    """Ask Unsplash once, with the configured key and base URL: whether it works, and one
+    sentence for a person saying so (the quota left), or what to change."""
+    base = settings.unsplash_base_url
+    if settings.unsplash_access_key is None:
+        return False, (
+            "No Unsplash access key is set: set JOBLINE_UNSPLASH_ACCESS_KEY to your app's "
+            "Access Key (without one, `jobline run` uses the local stand-in)."
+        )
+    unsplash = Unsplash(settings, client)
+    try:
+        response = await unsplash.ask()
+    except httpx.HTTPError as error:
+        return False, (
+            f"Could not reach {base} ({unreachable(error, settings.unsplash_timeout_s).reason}"
+            "): check the network, or JOBLINE_UNSPLASH_BASE_URL."
+        )
+    finally:
+        if client is None:
+            await unsplash.aclose()
+    limit = response.headers.get("x-ratelimit-limit")
+    left = remaining(response.headers)
+    answer = interpret(response.status_code, response.headers, _json(response))
+    if response.status_code == 401:
+        return False, (
+            "Unsplash refused the access key (401): set JOBLINE_UNSPLASH_ACCESS_KEY to your "
+            "app's Access Key (not its Secret key)."
+        )
+    if isinstance(answer, Retry) and answer.rate_limited:
+        return True, (
+            f"The key works, but this hour's allowance ({limit or '?'} requests) is spent: "
+            "fetches wait until the window resets."
+        )
+    if not isinstance(answer, Photo) or limit is None:
+        return False, (
+            f"{base} does not answer like the Unsplash API (GET /photos/random: "
+            f"{response.status_code}): check JOBLINE_UNSPLASH_BASE_URL "
+            "(https://api.unsplash.com)."
+        )
+    return True, (
+        f"The key works: {left} of {limit} requests left in this hour's window at {base}."
+    )

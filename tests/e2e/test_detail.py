@@ -185,7 +185,9 @@ async def test_the_placeholder_is_the_photos_blur_hash(
     )
     assert painted > 10, "the placeholder is one flat colour"
 
-    stand_in.state.photo_overrides = {"blur_hash": "<b>not a hash", "color": "red;x:url(//e)"}
+    await stand_in.control(
+        "POST", "photo", {"blur_hash": "<b>not a hash", "color": "red;x:url(//e)"}
+    )
     errors = _errors(page)
     hostile = await system.create()
     await system.wait_for(hostile["id"])

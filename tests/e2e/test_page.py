@@ -150,7 +150,7 @@ async def test_scrolling_loads_the_next_page(browser: Browser, system: System) -
 async def test_hostile_photo_fields_render_as_inert_text(
     browser: Browser, system: System, stand_in: StandInServer
 ) -> None:
-    stand_in.state.photo_overrides = {
+    hostile_fields = {
         "alt_description": '"><img src=x onerror="window.pwned=1">',
         "user": {
             "name": "<script>window.pwned=2</script>",
@@ -158,6 +158,7 @@ async def test_hostile_photo_fields_render_as_inert_text(
         },
         "links": {"html": "javascript:window.pwned=4"},
     }
+    await stand_in.control("POST", "photo", hostile_fields)
     page = await browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))

@@ -126,7 +126,7 @@ async def test_pagination_filters_and_errors(system: System) -> None:
 async def test_stand_in_failure_becomes_a_failed_job_with_a_reason(
     system: System, stand_in: StandInServer
 ) -> None:
-    stand_in.state.fault_status = 503
+    await stand_in.faults(status=503)
     job = await system.create()
     failed = await system.wait_for(job["id"])
     assert failed["status"] == "failed"

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from jobline.components import COMPONENTS
+from processors.fetcher.downloads import Downloads
 from processors.fetcher.shell import FetchHandler
 from processors.fetcher.shell import run as run_fetcher
 from processors.fetcher.unsplash import Unsplash
@@ -87,7 +88,7 @@ async def test_racing_fetchers_publish_one_photo_per_job(
     # job. Unsplash answering slowly makes them ask at the same time however busy the
     # machine: both find no claim, both get a photo. The claim lets one through per job.
     caplog.set_level(logging.INFO, logger="runtime.consuming")
-    stand_in.state.fault_delay_s = 3
+    await stand_in.faults(delay_s=3)
     group = f"{system.settings.topic_prefix}.fetcher-rival"
     rival = asyncio.create_task(run_fetcher(system.settings, name="fetcher-rival"))
     try:
@@ -266,6 +267,7 @@ async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
         topic=settings.topics.jobs,
         unsplash=unsplash,
         outcomes=ClaimStore(database(client, settings)["fetch_outcomes"]),
+        downloads=Downloads(database(client, settings)["download_events"], unsplash),
         concurrency=8,
         now=utc_now,
     )

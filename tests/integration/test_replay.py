@@ -30,10 +30,10 @@ async def _jobs_with_history(system: System, stand_in: StandInServer) -> list[di
     jobs = [await system.create() for _ in range(8)]
     for job in jobs:
         await system.wait_for(job["id"])
-    stand_in.state.fault_status = 503  # the next job fails
+    await stand_in.faults(status=503)  # the next job fails
     jobs.append(await system.create())
     await system.wait_for(jobs[-1]["id"])
-    stand_in.state.fault_status = None
+    await stand_in.clear_faults()
     producer = AIOKafkaProducer(bootstrap_servers=system.settings.bootstrap_servers)
     await producer.start()
     try:

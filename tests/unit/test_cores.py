@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from random import Random
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from api.commands import pick_delay, request_job
 from processors.delay.core import is_due, job_due, seconds_until_due
-from processors.fetcher.core import Fail, Retry, interpret, outcome, retry_delay
+from processors.fetcher.core import NOT_JSON, Fail, Retry, backoff_s, interpret, outcome
 from projections.jobs.store import InvalidCursor, decode_cursor, encode_cursor
 from projections.jobs.view import JobView
 from runtime.clock import utc_now
@@ -83,8 +84,10 @@ PHOTO_JSON = {
         (200, {}, PHOTO_JSON, Photo),
         (200, {}, [PHOTO_JSON], Photo),
         (200, {}, {"id": 1}, Fail),
+        (200, {}, NOT_JSON, Fail),
         (429, {}, None, Retry),
         (403, {"x-ratelimit-remaining": "0"}, None, Retry),
+        (403, {}, {"errors": ["Rate Limit Exceeded"]}, Retry),
         (403, {"x-ratelimit-remaining": "10"}, {"errors": ["Forbidden"]}, Fail),
         (401, {}, None, Fail),
         (404, {}, {"errors": ["Not found"]}, Fail),
@@ -95,17 +98,22 @@ PHOTO_JSON = {
 def test_unsplash_answers_become_photo_retry_or_failure(
     status: int, headers: dict[str, str], body: object, expected: type
 ) -> None:
-    assert isinstance(interpret(status, headers, body, 0.5, 60), expected)
+    assert isinstance(interpret(status, headers, body), expected)
 
 
-def test_failures_say_why_and_backoff_grows() -> None:
-    answer = interpret(404, {}, {"errors": ["Not found"]}, 0.5, 60)
+def test_failures_say_why_and_backoff_grows_with_full_jitter() -> None:
+    answer = interpret(404, {}, {"errors": ["Not found"]})
     assert isinstance(answer, Fail)
     assert "404" in answer.reason
     assert "Not found" in answer.reason
-    server = Retry("Unsplash answered 503", 0.5)
-    assert [retry_delay(server, n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
-    assert retry_delay(Retry("Unsplash rate limit reached", 60), 3) == 60
+    assert interpret(429, {}, None) == Retry("Unsplash's rate limit was reached", True)
+    assert interpret(503, {}, None) == Retry("Unsplash answered 503 (no details)")
+    rng = Random(1)
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (8, 30.0)]:
+        waits = [backoff_s(attempt, 0.5, 30, rng) for _ in range(200)]
+        assert all(0 <= w <= ceiling for w in waits)
+        assert max(waits) > 0.8 * ceiling  # spread over the whole range: full jitter
+        assert min(waits) < 0.2 * ceiling
 
 
 def test_the_outcome_is_resolved_with_a_photo_or_failed_with_the_reason() -> None:

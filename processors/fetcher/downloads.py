@@ -1,0 +1,113 @@
+"""Unsplash's download event, once for each photo a job was resolved with.
+
+The API guidelines ask an app to call a photo's `links.download_location` when it uses the
+photo. Here a photo is used when its job resolves with it: the fetcher records the photo
+(pending) before it appends the JobResolved, so no used photo is forgotten, even across a
+crash; a worker in every fetcher then triggers the pending ones and marks each done. A lease
+keeps two fetchers from triggering the same photo; a failed trigger is retried later, with
+backoff. None of it stands in the way of a job's resolution.
+
+(A fetcher that dies after Unsplash counted a trigger and before marking it done triggers it
+again once: the event has no idempotency key to prevent that.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from processors.fetcher.unsplash import Unsplash
+from runtime.clock import utc_now
+from runtime.store import Document, insert_new
+from schema import Event, JobResolved
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 30.0  # a trigger in progress is left to its fetcher this long
+IDLE_POLL_S = 5.0  # between looks for pending triggers when none was signalled
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 300.0
+
+
+class Downloads:
+    def __init__(self, collection: AsyncCollection[Document], unsplash: Unsplash) -> None:
+        self._collection = collection
+        self._unsplash = unsplash
+        self._wake = asyncio.Event()
+
+    async def prepare(self) -> None:
+        await self._collection.create_index(
+            [("done", ASCENDING), ("next_at", ASCENDING)], name="pending"
+        )
+
+    async def record(self, events: Sequence[Event]) -> None:
+        """Note the photos of these outcomes (the resolved ones) as used, unless noted."""
+        now = utc_now()
+        docs = [
+            {
+                "_id": event.photo.id,
+                "job_id": event.job_id,
+                "location": event.photo.links.download_location,
+                "done": False,
+                "attempts": 0,
+                "next_at": now,
+            }
+            for event in events
+            if isinstance(event, JobResolved) and event.photo.links.download_location
+        ]
+        if docs:
+            await insert_new(self._collection, docs)  # one noted already: left as it is
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Trigger pending download events, until cancelled."""
+        await self.prepare()
+        while True:
+            self._wake.clear()  # before looking: a photo noted meanwhile wakes the next look
+            try:
+                while await self._trigger_one():
+                    pass
+            except PyMongoError as error:
+                log.warning("download events: store unavailable", extra={"error": repr(error)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+
+    async def _trigger_one(self) -> bool:
+        """Take one pending trigger (under a lease) and send it; False when none is due."""
+        now = utc_now()
+        doc = await self._collection.find_one_and_update(
+            {"done": False, "next_at": {"$lte": now}},
+            {"$set": {"next_at": now + timedelta(seconds=LEASE_S)}, "$inc": {"attempts": 1}},
+            sort=[("next_at", ASCENDING)],
+        )
+        if doc is None:
+            return False
+        fields = {"photo_id": doc["_id"], "job_id": doc["job_id"]}
+        try:
+            await self._unsplash.download(doc["location"])
+        except ValueError as error:  # not a location to send the key to: never will be
+            log.warning("download event skipped", extra={**fields, "error": str(error)})
+            await self._collection.update_one(
+                {"_id": doc["_id"]}, {"$set": {"done": True, "skipped": str(error)}}
+            )
+            return True
+        except Exception as error:
+            wait = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(doc["attempts"], 20))
+            log.warning(
+                "download event failed; retrying later",
+                extra={**fields, "error": f"{type(error).__name__}: {error}", "in_s": wait},
+            )
+            await self._collection.update_one(
+                {"_id": doc["_id"]}, {"$set": {"next_at": utc_now() + timedelta(seconds=wait)}}
+            )
+            return True
+        await self._collection.update_one({"_id": doc["_id"]}, {"$set": {"done": True}})
+        log.info("download event sent", extra=fields)
+        return True

@@ -1,0 +1,186 @@
+"""The fetcher as a client of Unsplash, over real HTTP against the stand-in made to misbehave
+through its control routes: each class of fault retried (or not) as it should be, a failed
+job's reason in the read model and in the log, the download event once per photo used, and
+the access key in no answer, log line or page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from jobline.serving import free_port
+from tests.conftest import StandInServer, System, SystemFactory
+
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A misbehaviour of the stand-in, how many requests the fetcher makes through it, and
+    how the job ends (with this reason, if it fails)."""
+
+    spec: dict[str, Any]
+    requests: int
+    status: str
+    reason: str | None = None
+
+
+FAULTS = {
+    # Transient: retried with backoff, then the photo.
+    "5xx, then fine": Fault({"status": 503, "times": ATTEMPTS - 1}, ATTEMPTS, "resolved"),
+    "a timeout, then fine": Fault({"hang": True, "times": 1}, 2, "resolved"),
+    # A rate limit waits for the allowance and costs no attempt.
+    "rate limited": Fault({"status": 429, "times": ATTEMPTS + 1}, ATTEMPTS + 2, "resolved"),
+    # Transient, until the bound: failed, saying why.
+    "5xx for good": Fault({"status": 502}, ATTEMPTS, "failed", "answered 502 (Stand-in fault)"),
+    "no answer": Fault({"hang": True}, ATTEMPTS, "failed", "did not answer within 0.5 s"),
+    # Permanent: failed at once.
+    "refused key": Fault({"status": 401}, 1, "failed", "refused the access key (401)"),
+    "not found": Fault({"status": 404}, 1, "failed", "Unsplash answered 404"),
+    "not JSON": Fault({"malformed": "json"}, 1, "failed", "a body that is not JSON"),
+    "wrong shape": Fault({"malformed": "shape"}, 1, "failed", "photo in an unexpected shape"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+async def test_each_fault_is_retried_or_not_as_it_should_be(
+    make_system: SystemFactory,
+    stand_in: StandInServer,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
+) -> None:
+    caplog.set_level(logging.INFO)
+    system = await make_system(
+        fetch_max_attempts=ATTEMPTS, unsplash_timeout_s=0.5, unsplash_ratelimit_pause_s=0.05
+    )
+    await stand_in.faults(**fault.spec)
+    job = await system.create()
+    settled = await system.wait_for(job["id"])
+    assert settled["status"] == fault.status, settled
+    assert (await stand_in.stats())["requests"] == fault.requests
+    if fault.reason is None:
+        assert settled["result"]["urls"]["small"]
+        return
+    assert fault.reason in settled["error"]
+    logged = [r for r in caplog.records if getattr(r, "outcome", None) == "JobFailed"]
+    assert [(r.job_id, r.reason) for r in logged] == [(job["id"], settled["error"])]  # type: ignore[attr-defined]
+
+
+async def test_every_photo_used_triggers_its_download_event_once(
+    make_system: SystemFactory, stand_in: StandInServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    system = await make_system()
+    await stand_in.faults(status=404)  # a job that fails: no photo, no event
+    failed = await system.create()
+    assert (await system.wait_for(failed["id"]))["status"] == "failed"
+    await stand_in.faults(download_failures=2)  # the first two events fail: tried again
+    jobs = [await system.create() for _ in range(6)]
+    settled = [await system.wait_for(job["id"]) for job in jobs]
+    used = {job["result"]["id"] for job in settled}
+    assert len(used) == 6
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while set((await stand_in.stats())["downloads"]) != used:
+        assert asyncio.get_running_loop().time() < deadline, "a download event is missing"
+        await asyncio.sleep(0.1)
+    downloads = (await stand_in.stats())["downloads"]
+    assert downloads == dict.fromkeys(used, 1)
+    retried = [r for r in caplog.records if r.getMessage().startswith("download event failed")]
+    assert len(retried) == 2
+
+
+async def test_the_access_key_appears_in_no_answer_log_line_or_page(
+    make_system: SystemFactory, stand_in: StandInServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = f"sk-{uuid.uuid4().hex}"
+    system = await make_system(unsplash_access_key=SecretStr(key), fetch_max_attempts=2)
+    resolved = await system.create()
+    await system.wait_for(resolved["id"])
+    await stand_in.faults(status=401)  # a refused key, said in the job's error
+    refused = await system.create()
+    await system.wait_for(refused["id"])
+    await stand_in.faults(status=503)  # a server fault, said too
+    broken = await system.create()
+    await system.wait_for(broken["id"])
+    await stand_in.clear_faults()
+
+    answers = [
+        await system.http.get(path)
+        for path in (
+            "/",
+            "/static/app.js",
+            "/config.json",
+            "/jobs",
+            "/job-counts",
+            "/openapi.json",
+            "/graphql",
+            *(f"/jobs/{job['id']}" for job in (resolved, refused, broken)),
+        )
+    ]
+    query = "{ jobs(first: 10) { edges { node { id error result { id } } } } }"
+    answers.append(await system.http.post("/graphql", json={"query": query}))
+    seen = [answer.text + json.dumps(dict(answer.headers)) for answer in answers]
+    assert all(answer.status_code == 200 for answer in answers)
+    assert "refused the access key" in "".join(seen)  # the errors are there, said
+    assert not [text for text in seen if key in text]
+    logged = [repr(record.__dict__) for record in caplog.records]
+    assert logged
+    assert not [line for line in logged if key in line]
+
+
+async def _check(settings_env: dict[str, str]) -> tuple[int, str]:
+    """`jobline unsplash-check` as a user runs it, configured by the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "jobline"),
+        "unsplash-check",
+        env={**env, "JOBLINE_UNSPLASH_TIMEOUT_S": "5", **settings_env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    assert b"Traceback" not in errors, errors.decode()
+    return process.returncode, output.decode().strip()
+
+
+async def test_unsplash_check_says_what_works_or_what_to_change(
+    stand_in: StandInServer, system: System
+) -> None:
+    key = {"JOBLINE_UNSPLASH_ACCESS_KEY": "some-key", "JOBLINE_UNSPLASH_BASE_URL": stand_in.url}
+    await stand_in.allowance(50, 3600)
+    assert await _check(key) == (
+        0,
+        f"The key works: 49 of 50 requests left in this hour's window at {stand_in.url}.",
+    )
+    await stand_in.faults(status=401, times=1)
+    code, said = await _check(key)
+    assert (code, said.splitlines()[0]) == (1, said)  # one line
+    assert said.startswith("Unsplash refused the access key (401): set JOBLINE_UNSPLASH_ACCESS")
+
+    code, said = await _check({**key, "JOBLINE_UNSPLASH_BASE_URL": system.base_url})
+    assert code == 1
+    assert said.startswith(f"{system.base_url} does not answer like the Unsplash API")
+    assert "JOBLINE_UNSPLASH_BASE_URL" in said
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, said = await _check({**key, "JOBLINE_UNSPLASH_BASE_URL": closed})
+    assert code == 1
+    assert said.startswith(f"Could not reach {closed} (Unsplash could not be reached")
+    assert "check the network" in said
+
+    code, said = await _check({"JOBLINE_UNSPLASH_BASE_URL": stand_in.url})
+    assert (code, said.split(":")[0]) == (1, "No Unsplash access key is set")
+    assert "some-key" not in said
