@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     unsplash_query: str = "food"
     unsplash_timeout_s: float = Field(default=10, gt=0)
     # Keep this many requests of the hourly allowance in reserve; below it, wait.
+    # Unsplash's allowance is per hour; the fetchers share one account of it in the store.
+    unsplash_window_s: float = Field(default=3600, gt=0)
     unsplash_ratelimit_reserve: int = Field(default=1, ge=0)
     unsplash_ratelimit_pause_s: float = Field(default=60, gt=0)
     fetch_max_attempts: int = Field(default=4, ge=1)

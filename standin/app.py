@@ -11,7 +11,8 @@ Control (Unsplash has nothing like it):
                                (a body that is not JSON) or "shape" (JSON without the fields);
                                "download_failures": 2 the next download events answer 503
   DELETE /_stand-in/faults     clear faults
-  POST   /_stand-in/allowance  {"limit": 50, "window_s": 2}: a fresh window of that allowance
+  POST   /_stand-in/allowance  {"limit": 50, "window_s": 2}: that allowance, in windows that
+                               open with the first request after the last window ended
   POST   /_stand-in/photo      field overrides merged into the next photos (until cleared)
   GET    /_stand-in/stats      requests, photos, requests beyond the allowance, `count`s asked,
                                and the download events per photo
@@ -63,13 +64,14 @@ class StandIn:
     counts: list[int] = field(default_factory=list)
     downloads: dict[str, int] = field(default_factory=dict)
     requests_in_window: int = 0
-    window_start: float = field(default_factory=time.monotonic)
+    window_start: float | None = None  # a window opens with the first request after the last
     random: Random = field(default_factory=lambda: Random(7))
 
     def remaining(self) -> int:
         """What is left of the hourly allowance, as Unsplash's X-Ratelimit-Remaining says."""
-        if time.monotonic() - self.window_start > self.window_s:
-            self.window_start, self.requests_in_window = time.monotonic(), 0
+        now = time.monotonic()
+        if self.window_start is None or now - self.window_start > self.window_s:
+            self.window_start, self.requests_in_window = now, 0
         return max(0, self.limit - self.requests_in_window)
 
     def take_fault(self) -> Fault | None:
@@ -192,10 +194,10 @@ def _control(app: FastAPI, stand_in: StandIn) -> None:
 
     @app.post("/_stand-in/allowance")
     async def set_allowance(spec: dict[str, Any]) -> dict[str, Any]:
-        """A new allowance (`limit` requests per `window_s`), starting a fresh window."""
+        """A new allowance (`limit` requests per `window_s`); the next request opens a window."""
         stand_in.limit = int(spec.get("limit", stand_in.limit))
         stand_in.window_s = float(spec.get("window_s", stand_in.window_s))
-        stand_in.window_start, stand_in.requests_in_window = time.monotonic(), 0
+        stand_in.window_start, stand_in.requests_in_window = None, 0
         return {"ok": True}
 
     @app.post("/_stand-in/photo")

@@ -144,8 +144,10 @@ class System:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.api.port}"
 
-    def start(self, name: str) -> None:
-        self.tasks[name] = asyncio.create_task(COMPONENTS[name].run(self.settings), name=name)
+    def start(self, name: str, component: str | None = None) -> None:
+        """Start a component under `name` (another instance of `component`, in its group)."""
+        run = COMPONENTS[component or name].run(self.settings)
+        self.tasks[name] = asyncio.create_task(run, name=name)
 
     async def stop(self, name: str) -> None:
         task = self.tasks.pop(name)

@@ -28,16 +28,17 @@ class Fail:
     reason: str
 
 
-Answer = Photo | Retry | Fail
+Answer = list[Photo] | Retry | Fail
 
 #: The body of an answer that was not JSON.
 NOT_JSON = object()
 
 
 def interpret(status: int, headers: Mapping[str, str], body: Any) -> Answer:
-    """Turn one HTTP answer of GET /photos/random into a photo, a retry or a failure."""
+    """Turn one HTTP answer of GET /photos/random (one photo, or a list with `count`) into
+    photos, a retry or a failure."""
     if status == 200:
-        return _photo(body)
+        return _photos(body)
     if status == 429 or (status == 403 and _rate_limit(headers, body)):
         return Retry("Unsplash's rate limit was reached", rate_limited=True)
     if status >= 500:
@@ -58,16 +59,19 @@ def _rate_limit(headers: Mapping[str, str], body: Any) -> bool:
     return remaining(headers) == 0 or "Rate Limit Exceeded" in _message(body)
 
 
-def _photo(body: Any) -> Answer:
+def _photos(body: Any) -> Answer:
     if body is NOT_JSON:
         return Fail("Unsplash answered 200 with a body that is not JSON")
-    if isinstance(body, list) and body:
-        body = body[0]
-    try:
-        return photo_from_dict(body)
-    except (KeyError, TypeError, ValueError) as error:
-        problem = f"{type(error).__name__}: {error}"
-        return Fail(f"Unsplash sent a photo in an unexpected shape ({problem})")
+    photos, problems = [], []
+    for item in body if isinstance(body, list) else [body]:
+        try:
+            photos.append(photo_from_dict(item))
+        except (KeyError, TypeError, ValueError) as error:
+            problems.append(f"{type(error).__name__}: {error}")
+    if photos:  # the others are left unused
+        return photos
+    problem = problems[0] if problems else "no photo in the list"
+    return Fail(f"Unsplash sent a photo in an unexpected shape ({problem})")
 
 
 def _message(body: Any) -> str:

@@ -15,6 +15,8 @@ from pymongo.errors import PyMongoError
 
 from processors.fetcher.core import FIRST_OUTCOME_VERSION, outcome
 from processors.fetcher.downloads import Downloads
+from processors.fetcher.quota import Quota
+from processors.fetcher.source import PhotoSource
 from processors.fetcher.unsplash import Unsplash
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
@@ -54,21 +56,19 @@ class FetchHandler:
         publisher: EventPublisher,
         tracker: OffsetTracker,
         topic: str,
-        unsplash: Unsplash,
+        photos: PhotoSource,
         outcomes: ClaimStore,
         downloads: Downloads,
-        concurrency: int,
         now: Callable[[], datetime],
         max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._publisher = publisher
         self._tracker = tracker
         self._topic = topic
-        self._unsplash = unsplash
+        self._photos = photos
         self._outcomes = outcomes
         self._downloads = downloads
         self._now = now
-        self._slots = asyncio.Semaphore(concurrency)  # requests to Unsplash at once
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
         self._tasks: set[asyncio.Task[None]] = set()
         self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
@@ -125,7 +125,7 @@ class FetchHandler:
         """In-flight fetches finish: their claimed outcome makes a second delivery harmless."""
 
     async def run(self) -> None:
-        await run_together(self.commits.run(), self._downloads.run())
+        await run_together(self.commits.run(), self._downloads.run(), self._photos.run())
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -139,8 +139,7 @@ class FetchHandler:
         key = outcome_key(due)
         try:
             if claim is None:
-                async with self._slots:
-                    answer = await self._unsplash.random_photo()
+                answer = await self._photos.photo()
                 event = outcome(due, answer, self._now())
                 claimed = Claimed(key, event, fields)
             else:  # claimed by an earlier run, which may not have got to append it
@@ -212,19 +211,23 @@ class Claimed:
 async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
     """The fetcher, until cancelled, as consumer group `<prefix>.<name>`."""
     client = open_store(settings)
-    unsplash = Unsplash(settings)
+    db = database(client, settings)
+    quota = Quota(
+        db["unsplash_quota"],
+        window_s=settings.unsplash_window_s,
+        reserve=settings.unsplash_ratelimit_reserve,
+        pause_s=settings.unsplash_ratelimit_pause_s,
+    )
+    unsplash = Unsplash(settings, quota=quota)
     try:
         async with processor_kit(settings, name, durability) as kit:
-            db = database(client, settings)
-            outcomes = ClaimStore(db["fetch_outcomes"])
             handler = FetchHandler(
                 publisher=kit.publisher,
                 tracker=kit.tracker,
                 topic=kit.topic,
-                unsplash=unsplash,
-                outcomes=outcomes,
+                photos=PhotoSource(unsplash, settings.fetch_concurrency, quota),
+                outcomes=ClaimStore(db["fetch_outcomes"]),
                 downloads=Downloads(db["download_events"], unsplash),
-                concurrency=settings.fetch_concurrency,
                 now=utc_now,
             )
             try:

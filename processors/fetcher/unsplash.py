@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from processors.fetcher.core import (
     remaining,
     unreachable,
 )
+from processors.fetcher.quota import Quota
 from runtime.settings import Settings
 from schema import Photo
 
@@ -27,9 +27,16 @@ _RNG = random.Random()
 
 
 class Unsplash:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+        quota: Quota | None = None,
+    ) -> None:
+        """With a `quota`, every request is taken from the shared allowance first."""
         key = settings.unsplash_access_key
         self._settings = settings
+        self._quota = quota
         self._client = client or httpx.AsyncClient(
             base_url=settings.unsplash_base_url,
             timeout=settings.unsplash_timeout_s,
@@ -38,28 +45,32 @@ class Unsplash:
                 "Authorization": f"Client-ID {key.get_secret_value() if key else ''}",
             },
         )
-        self._paused_until = 0.0
         self.requests = 0
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def random_photo(self) -> Photo | str:
-        """A photo, or the reason (for a person) why there is none after all attempts.
+    async def random_photos(self, count: int, *, taken: bool = False) -> list[Photo] | str:
+        """Up to `count` photos (one request; `taken`: its first attempt already taken from
+        the allowance), or the reason (for a person) why there are none after all attempts.
         Timeouts, failed connections and 5xx answers are tried again, after exponential
         backoff with full jitter, `fetch_max_attempts` times in all; a rate limit waits for
         the allowance instead and never counts as an attempt; a refused key, a 404 or a
         malformed answer fails at once (asking again would get the same)."""
         settings, attempt = self._settings, 0
         while True:
-            answer = await self._ask()
-            if isinstance(answer, Photo):
+            answer = await self._ask(count, taken=taken)
+            taken = False  # (a request taken from the allowance serves one attempt)
+            if isinstance(answer, list):
                 return answer
             if isinstance(answer, Fail):
                 return answer.reason
             if answer.rate_limited:
                 log.warning("Unsplash's rate limit reached; waiting for the allowance")
-                self._pause(settings.unsplash_ratelimit_pause_s)
+                if self._quota is not None:
+                    await self._quota.exhausted()
+                else:
+                    await asyncio.sleep(settings.unsplash_ratelimit_pause_s)
                 continue
             attempt += 1
             if attempt >= settings.fetch_max_attempts:
@@ -68,11 +79,12 @@ class Unsplash:
             log.info("Unsplash failed; retrying", extra={"reason": answer.reason, "in_s": wait})
             await asyncio.sleep(wait)
 
-    async def ask(self) -> httpx.Response:
-        """One GET /photos/random, as it is answered."""
-        return await self._client.get(
-            "/photos/random", params={"query": self._settings.unsplash_query}
-        )
+    async def ask(self, count: int | None = None) -> httpx.Response:
+        """One GET /photos/random (with `count`: a list), as it is answered."""
+        params: dict[str, str | int] = {"query": self._settings.unsplash_query}
+        if count is not None:
+            params["count"] = count
+        return await self._client.get("/photos/random", params=params)
 
     async def download(self, location: str) -> None:
         """Unsplash's download event for a photo used (its `links.download_location`), as
@@ -83,32 +95,23 @@ class Unsplash:
         response = await self._client.get(location)
         response.raise_for_status()
 
-    async def _ask(self) -> Photo | Retry | Fail:
-        await self._respect_pause()
-        settings = self._settings
+    async def _ask(self, count: int, *, taken: bool) -> list[Photo] | Retry | Fail:
+        if self._quota is not None and not taken:
+            await self._quota.acquire()
         try:
-            response = await self.ask()
+            response = await self.ask(count)
         except httpx.HTTPError as error:
-            return unreachable(error, settings.unsplash_timeout_s)
+            if self._quota is not None:
+                await self._quota.unanswered()
+            return unreachable(error, self._settings.unsplash_timeout_s)
         finally:
             self.requests += 1
-        self._note_allowance(response.headers)
+        if self._quota is not None:
+            limit = response.headers.get("x-ratelimit-limit")
+            await self._quota.observe(
+                int(limit) if limit and limit.isdigit() else None, remaining(response.headers)
+            )
         return interpret(response.status_code, response.headers, _json(response))
-
-    def _note_allowance(self, headers: Any) -> None:
-        left = remaining(headers)
-        if left is not None and left <= self._settings.unsplash_ratelimit_reserve:
-            # Back off before the wall: Unsplash's allowance is hourly and says no reset time.
-            self._pause(self._settings.unsplash_ratelimit_pause_s)
-            log.warning("Unsplash allowance nearly used; pausing", extra={"remaining": left})
-
-    def _pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    async def _respect_pause(self) -> None:
-        wait = self._paused_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -151,7 +154,7 @@ async def check(settings: Settings, client: httpx.AsyncClient | None = None) -> 
             f"The key works, but this hour's allowance ({limit or '?'} requests) is spent: "
             "fetches wait until the window resets."
         )
-    if not isinstance(answer, Photo) or limit is None:
+    if not isinstance(answer, list) or limit is None:
         return False, (
             f"{base} does not answer like the Unsplash API (GET /photos/random: "
             f"{response.status_code}): check JOBLINE_UNSPLASH_BASE_URL "

@@ -17,6 +17,7 @@ from jobline.components import COMPONENTS
 from processors.fetcher.downloads import Downloads
 from processors.fetcher.shell import FetchHandler
 from processors.fetcher.shell import run as run_fetcher
+from processors.fetcher.source import PhotoSource
 from processors.fetcher.unsplash import Unsplash
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
@@ -265,10 +266,9 @@ async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
         publisher=Counted(producer, settings.topics.jobs),
         tracker=tracker,
         topic=settings.topics.jobs,
-        unsplash=unsplash,
+        photos=PhotoSource(unsplash, concurrency=8),
         outcomes=ClaimStore(database(client, settings)["fetch_outcomes"]),
         downloads=Downloads(database(client, settings)["download_events"], unsplash),
-        concurrency=8,
         now=utc_now,
     )
     committing = asyncio.create_task(handler.run())

@@ -60,8 +60,8 @@ async def test_each_fault_is_retried_or_not_as_it_should_be(
     fault: Fault,
 ) -> None:
     caplog.set_level(logging.INFO)
-    system = await make_system(
-        fetch_max_attempts=ATTEMPTS, unsplash_timeout_s=0.5, unsplash_ratelimit_pause_s=0.05
+    system = await make_system(  # a rate limit waits for the (short) window to end
+        fetch_max_attempts=ATTEMPTS, unsplash_timeout_s=0.5, unsplash_window_s=0.3
     )
     await stand_in.faults(**fault.spec)
     job = await system.create()
@@ -184,3 +184,42 @@ async def test_unsplash_check_says_what_works_or_what_to_change(
     code, said = await _check({"JOBLINE_UNSPLASH_BASE_URL": stand_in.url})
     assert (code, said.split(":")[0]) == (1, "No Unsplash access key is set")
     assert "some-key" not in said
+
+
+async def _burst(system: System, jobs: int) -> list[dict[str, Any]]:
+    """`jobs` jobs created at once (in batches of 100), all due a second later, settled."""
+    created: list[dict[str, Any]] = []
+    while len(created) < jobs:
+        answer = await system.http.post("/jobs", json={"count": min(100, jobs - len(created))})
+        created += answer.json()["jobs"]
+    return [await system.wait_for(job["id"], timeout_s=120) for job in created]
+
+
+BURST = {"delay_min_s": 1.0, "delay_max_s": 1.0, "delay_step_s": 1.0}
+
+
+async def test_a_burst_of_due_jobs_is_batched_and_waits_for_the_allowance(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    # 4 requests in 1.5 s windows (3 with the reserve): 300 jobs, 10 requests, 4 windows.
+    await stand_in.allowance(4, 1.5)
+    system = await make_system(unsplash_window_s=1.5, **BURST)
+    settled = await _burst(system, 300)
+    assert {job["status"] for job in settled} == {"resolved"}  # none failed for quota
+    assert len({job["result"]["id"] for job in settled}) == 300  # a photo of its own each
+    stats = await stand_in.stats()
+    assert stats["beyond_allowance"] == 0
+    assert stats["counts"] == [30] * 10
+
+
+async def test_two_fetchers_share_one_allowance(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    await stand_in.allowance(4, 1.5)
+    system = await make_system(unsplash_window_s=1.5, fetch_concurrency=2, **BURST)
+    system.start("fetcher-2", component="fetcher")  # the same group: the partitions split
+    settled = await _burst(system, 150)
+    assert {job["status"] for job in settled} == {"resolved"}
+    stats = await stand_in.stats()
+    assert stats["beyond_allowance"] == 0
+    assert sum(stats["counts"]) == 150

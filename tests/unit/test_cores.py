@@ -17,7 +17,7 @@ from projections.jobs.store import InvalidCursor, decode_cursor, encode_cursor
 from projections.jobs.view import JobView
 from runtime.clock import utc_now
 from runtime.offsets import OffsetTracker
-from schema import JobFailed, JobRequested, JobResolved, Photo
+from schema import JobFailed, JobRequested, JobResolved
 from tests.unit.events import photo
 
 NOW = utc_now()
@@ -81,8 +81,9 @@ PHOTO_JSON = {
 @pytest.mark.parametrize(
     ("status", "headers", "body", "expected"),
     [
-        (200, {}, PHOTO_JSON, Photo),
-        (200, {}, [PHOTO_JSON], Photo),
+        (200, {}, PHOTO_JSON, list),
+        (200, {}, [PHOTO_JSON, {"id": 2}], list),
+        (200, {}, [], Fail),
         (200, {}, {"id": 1}, Fail),
         (200, {}, NOT_JSON, Fail),
         (429, {}, None, Retry),

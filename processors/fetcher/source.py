@@ -1,0 +1,135 @@
+"""Photos for due jobs, several jobs to a request.
+
+Jobs that fall due together wait together: one GET /photos/random with `count` (up to 30)
+serves up to 30 of them, each with a photo of its own, so a burst of 300 due jobs costs 10
+requests of the allowance, not 300. A request is sent once the allowance lets it (the shared
+quota), and whatever jobs are waiting by then go with it, so the batches grow while the
+allowance is spent. A photo given to one job is never given to another in the same answer;
+jobs the answer has no photo for wait for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from processors.fetcher.quota import Quota
+from processors.fetcher.unsplash import Unsplash
+from schema import Photo
+
+log = logging.getLogger(__name__)
+
+#: Unsplash's largest `count`.
+MAX_COUNT = 30
+#: How long the first due job waits for others before its request goes (unless a
+#: request's worth arrive first).
+GATHER_S = 0.05
+#: The same while the allowance is unknown.
+FIRST_GATHER_S = 1.0
+
+
+class PhotoSource:
+    def __init__(
+        self,
+        unsplash: Unsplash,
+        concurrency: int,
+        quota: Quota | None = None,
+        gather_s: float = GATHER_S,
+    ) -> None:
+        """With a `quota`, a request is taken from the allowance before its jobs are, so
+        that the jobs that fall due while it waits go with it."""
+        self._unsplash = unsplash
+        self._quota = quota
+        self._gather_s = gather_s
+        self._waiting: list[asyncio.Future[Photo | str]] = []
+        self._arrived = asyncio.Event()
+        self._requests = asyncio.Semaphore(concurrency)  # requests to Unsplash at once
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def photo(self) -> Photo | str:
+        """A photo for one job, or the reason (for a person) why there is none."""
+        wanted: asyncio.Future[Photo | str] = asyncio.get_running_loop().create_future()
+        self._waiting.append(wanted)
+        self._arrived.set()
+        return await wanted
+
+    async def run(self) -> None:
+        """Send requests for the waiting jobs, until cancelled."""
+        try:
+            while True:
+                await self._arrived.wait()
+                await self._gather()
+                await self._requests.acquire()
+                try:
+                    if self._quota is not None:
+                        await self._quota.acquire()
+                except BaseException:
+                    self._requests.release()
+                    raise
+                self._arrived.clear()
+                batch = self._take(MAX_COUNT)
+                if not batch:
+                    self._requests.release()
+                    continue
+                task = asyncio.create_task(self._serve(batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                if self._waiting:
+                    self._arrived.set()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _gather(self) -> None:
+        """Let a burst of due jobs arrive: until a request's worth wait, or for `gather_s`
+        (longer while the allowance is still unknown: one request goes out until an answer
+        tells it, so it had better carry many jobs)."""
+        unknown = self._quota is not None and self._quota.unknown
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (FIRST_GATHER_S if unknown else self._gather_s)
+        while len(self._waiting) < MAX_COUNT and (left := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
+
+    def _take(self, n: int) -> list[asyncio.Future[Photo | str]]:
+        self._waiting = [w for w in self._waiting if not w.done()]  # gone: a job let go
+        batch, self._waiting = self._waiting[:n], self._waiting[n:]
+        return batch
+
+    async def _serve(self, batch: list[asyncio.Future[Photo | str]]) -> None:
+        try:
+            answer = await self._unsplash.random_photos(len(batch), taken=self._quota is not None)
+        except Exception as error:  # said to each job's fetch, which decides
+            failure = error
+            _settle(batch, lambda wanted: wanted.set_exception(failure))
+            return
+        finally:
+            self._requests.release()
+        if isinstance(answer, str):
+            _settle(batch, lambda wanted: wanted.set_result(answer))
+            return
+        photos = list({photo.id: photo for photo in answer}.values())  # one job each
+        unserved = []
+        for wanted in (w for w in batch if not w.done()):
+            if photos:
+                wanted.set_result(photos.pop(0))
+            else:  # fewer photos than jobs: the rest go with the next request
+                unserved.append(wanted)
+        if unserved:
+            self._waiting[:0] = unserved
+            self._arrived.set()
+        if photos:
+            log.info("photos left unused", extra={"photos": len(photos)})
+
+
+def _settle(
+    batch: list[asyncio.Future[Photo | str]],
+    settle: Callable[[asyncio.Future[Photo | str]], None],
+) -> None:
+    for wanted in batch:
+        if not wanted.done():
+            settle(wanted)
