@@ -26,7 +26,7 @@ from api.errors import UNAVAILABLE, CallerError, unavailable
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, BodyTooLarge
 from api.ratelimit import RateLimited
 from api.rest import router as rest_router
 from api.service import JobService
@@ -196,6 +196,8 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
+        if isinstance(error.__cause__, BodyTooLarge):  # a body without a length, too long
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, 413)
         if error.status_code == 400 and error.detail == FASTAPI_BODY_UNPARSED:
             # Bytes that are not text: invalid input like malformed JSON (422), one message.
             return JSONResponse({"detail": "body (body): not valid JSON (UTF-8 text)"}, 422)

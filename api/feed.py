@@ -44,9 +44,13 @@ RECONNECT_S = 1.0
 RESUME_POINT_LOST = {280, 286}
 
 
-#: How long a catching-up subscriber's own stream waits for more history before it counts
-#: as caught up (the live changes are buffered meanwhile).
+#: How long one read of a catching-up subscriber's own stream waits for more history.
 CAUGHT_UP_WAIT_MS = 100
+#: How long its stream may show nothing before the subscriber counts as caught up without
+#: having seen where the live changes begin (the live changes are buffered meanwhile).
+CATCH_UP_IDLE_S = 3.0
+#: A resume token the store cannot read (FailedToParse, BadValue, InvalidBSON).
+NOT_A_POSITION = {2, 9, 22}
 #: How many jobs' versions a subscriber remembers, to pass on each version once.
 REMEMBERED_JOBS = 4096
 _POSITION = re.compile(r"[0-9A-Fa-f]{2,2000}")
@@ -111,13 +115,20 @@ class Updates:
         self,
         subscription: Subscription,
         history: AsyncChangeStream[Any] | None,
+        since: str | None,
         start: str | None,
     ) -> None:
         self._subscription = subscription
         self._history = history
+        self._since = since
         self._versions: OrderedDict[str, int] = OrderedDict()
         #: The feed's position as the subscription began: what a snapshot read now is at.
+        #: Every change after it reaches the subscription live.
         self.start = start
+
+    def shown(self, view: JobView) -> None:
+        """A job's state the subscriber was shown otherwise (the first one): not again."""
+        self._news(Change("", view))
 
     async def __aiter__(self) -> AsyncGenerator[Change, None]:
         given: deque[str] = deque(maxlen=self._subscription.queue.maxsize)
@@ -145,17 +156,29 @@ class Updates:
         return True
 
     async def _caught_up(self) -> AsyncIterator[Change]:
-        """The history after `since`, the changes for this subscriber, until the stream has
-        nothing more to give."""
+        """The history after `since`, the changes for this subscriber, up to the position
+        where the live ones begin (`start`: every change after it is in the subscription).
+        Should the history never show that position (this process's feed is behind the
+        one that gave `since`), up to where it has had nothing more for CATCH_UP_IDLE_S:
+        the live changes then include some the subscriber had, shown at most once each."""
         assert self._history is not None
         job_id = self._subscription.job_id
+        loop = asyncio.get_running_loop()
         try:
-            while (event := await self._history.try_next()) is not None:
+            reached, idle_since = self._since == self.start, loop.time()
+            while not reached:
+                event = await self._history.try_next()
+                if event is None:
+                    reached = self.start is None or loop.time() - idle_since > CATCH_UP_IDLE_S
+                    continue
+                idle_since = loop.time()
                 if event["operationType"] == "invalidate":  # the read model was swapped
                     raise PositionTooOld
+                position = encode_position(event["_id"])
+                reached = position == self.start
                 doc = event.get("fullDocument")
                 if doc is not None and not is_counts(doc) and job_id in (None, doc["_id"]):
-                    yield Change(encode_position(event["_id"]), from_document(doc))
+                    yield Change(position, from_document(doc))
         finally:
             await self._history.close()
 
@@ -252,14 +275,16 @@ class JobFeed:
         token = decode_position(since) if since is not None else None
         subscription = Subscription(job_id, self._queue_size)
         self._subscriptions.add(subscription)  # before the history: no change between
-        start = self.position
+        start = self.position  # (no await since the line above: no change between)
+        history = None
         try:
-            history = None
             if token is not None:
                 history = await self._history_after(token)
-            yield Updates(subscription, history, start)
+            yield Updates(subscription, history, since, start)
         finally:
             self._subscriptions.discard(subscription)
+            if history is not None:
+                await history.close()
 
     async def _history_after(self, token: Mapping[str, Any]) -> AsyncChangeStream[Any]:
         try:
@@ -271,11 +296,13 @@ class JobFeed:
         except OperationFailure as error:
             if error.code in RESUME_POINT_LOST:
                 raise PositionTooOld from None
-            raise InvalidInput("since is not a position this API gave") from None
+            if error.code in NOT_A_POSITION:
+                raise InvalidInput("since is not a position this API gave") from None
+            raise
 
 
 def encode_position(token: Mapping[str, Any]) -> str:
-    """A change stream's resume token as a client sees it: its `_data`, an ordered string."""
+    """A change stream's resume token as a client sees it: its `_data`, an opaque string."""
     data = token["_data"]
     return data if isinstance(data, str) else bytes(data).hex()
 

@@ -321,6 +321,8 @@ class Subscription:
             async with found.feed.updates(job_id, since) as updates:
                 if since is None and updates.start is not None:
                     current = await found.jobs.get(job_id) if job_id is not None else None
+                    if current is not None:
+                        updates.shown(current)
                     yield JobUpdate(cursor=updates.start, job=current)
                 async for change in updates:
                     yield JobUpdate(cursor=change.position, job=change.view)

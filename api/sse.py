@@ -20,9 +20,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
+from pymongo.errors import PyMongoError
+from starlette.types import Receive, Scope, Send
 
 from api.context import ServicesDep
-from api.feed import Change, SubscriberTooSlow
+from api.errors import CallerError
+from api.feed import Change, PositionTooOld, SubscriberTooSlow
 from api.rest import errors
 from api.types import job_out
 
@@ -72,7 +75,8 @@ EVENT_SCHEMA: dict[str, Any] = {
         200: {
             "description": "An event stream (text/event-stream): `event: job`, `id:` the "
             "change's position, `data:` the job; first an `id:` alone (where the stream "
-            "starts); `event: error` before it ends.",
+            "starts); `event: error` (`data:` a detail and a code: SUBSCRIBER_TOO_SLOW, "
+            "POSITION_TOO_OLD, SERVICE_UNAVAILABLE) before it ends.",
             "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
         **errors(410, 422, 503),
@@ -96,24 +100,49 @@ async def job_events(
             current = await found.jobs.get(id) if id is not None else None
             start = updates.start
             first = _event(Change(start, current)) if current else f"id: {start}\n\n"
+            if current is not None:
+                updates.shown(current)
     except BaseException:
         await stack.aclose()
         raise
 
     async def stream() -> AsyncIterator[str]:
-        async with stack:
-            yield f"retry: {RECONNECT_MS}\n\n{first}"
-            try:
-                async for live in _with_keep_alive(updates.__aiter__()):
-                    yield _event(live) if live is not None else ": keep-alive\n\n"
-            except SubscriberTooSlow as error:
-                yield f"event: error\ndata: {json.dumps({'detail': str(error)})}\n\n"
+        yield f"retry: {RECONNECT_MS}\n\n{first}"
+        try:
+            async for live in _with_keep_alive(updates.__aiter__()):
+                yield _event(live) if live is not None else ": keep-alive\n\n"
+        except (SubscriberTooSlow, PositionTooOld) as error:  # the last event says why
+            yield _error(str(error), error)
+        except PyMongoError:
+            yield _error("the job store is unavailable; retry shortly", None)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return Stream(stack, stream())
+
+
+class Stream(StreamingResponse):
+    """An event stream that lets its subscription go however the response ends (even one
+    whose body was never read)."""
+
+    def __init__(self, stack: AsyncExitStack, events: AsyncIterator[str]) -> None:
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self._stack = stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stack.aclose()
+
+
+def _error(detail: str, error: Exception | None) -> str:
+    code = error.code if isinstance(error, CallerError) else "SERVICE_UNAVAILABLE"
+    if isinstance(error, SubscriberTooSlow):
+        code = "SUBSCRIBER_TOO_SLOW"
+    return f"event: error\ndata: {json.dumps({'detail': detail, 'code': code})}\n\n"
 
 
 def _event(change: Change) -> str:

@@ -81,11 +81,17 @@ def _message(body: Any) -> str:
 
 
 def remaining(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("x-ratelimit-remaining")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    """What is left of the allowance, if the answer says."""
+    return _count(headers.get("x-ratelimit-remaining"))
+
+
+def allowance(headers: Mapping[str, str]) -> int | None:
+    """The allowance per window, if the answer says."""
+    return _count(headers.get("x-ratelimit-limit"))
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 def backoff_s(attempt: int, base_s: float, cap_s: float, rng: Random) -> float:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+import httpx
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
@@ -68,10 +69,13 @@ class Downloads:
 
     async def run(self) -> None:
         """Trigger pending download events, until cancelled."""
-        await self.prepare()
+        prepared = False
         while True:
             self._wake.clear()  # before looking: a photo noted meanwhile wakes the next look
             try:
+                if not prepared:
+                    await self.prepare()
+                    prepared = True
                 while await self._trigger_one():
                     pass
             except PyMongoError as error:
@@ -92,22 +96,33 @@ class Downloads:
         fields = {"photo_id": doc["_id"], "job_id": doc["job_id"]}
         try:
             await self._unsplash.download(doc["location"])
-        except ValueError as error:  # not a location to send the key to: never will be
+        except (ValueError, httpx.HTTPStatusError) as error:
+            if isinstance(error, httpx.HTTPStatusError) and not _permanent(error.response):
+                return await self._later(doc, fields, error)
+            # Not a location to send the key to, or one Unsplash refuses: never will be.
             log.warning("download event skipped", extra={**fields, "error": str(error)})
             await self._collection.update_one(
                 {"_id": doc["_id"]}, {"$set": {"done": True, "skipped": str(error)}}
             )
             return True
-        except Exception as error:
-            wait = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(doc["attempts"], 20))
-            log.warning(
-                "download event failed; retrying later",
-                extra={**fields, "error": f"{type(error).__name__}: {error}", "in_s": wait},
-            )
-            await self._collection.update_one(
-                {"_id": doc["_id"]}, {"$set": {"next_at": utc_now() + timedelta(seconds=wait)}}
-            )
-            return True
+        except Exception as error:  # any other failure: tried again later
+            return await self._later(doc, fields, error)
         await self._collection.update_one({"_id": doc["_id"]}, {"$set": {"done": True}})
         log.info("download event sent", extra=fields)
         return True
+
+    async def _later(self, doc: Document, fields: dict[str, str], error: Exception) -> bool:
+        wait = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** min(doc["attempts"], 20))
+        log.warning(
+            "download event failed; retrying later",
+            extra={**fields, "error": f"{type(error).__name__}: {error}", "in_s": wait},
+        )
+        await self._collection.update_one(
+            {"_id": doc["_id"]}, {"$set": {"next_at": utc_now() + timedelta(seconds=wait)}}
+        )
+        return True
+
+
+def _permanent(response: httpx.Response) -> bool:
+    """A refusal asking again would not change (not a rate limit, not the server's fault)."""
+    return 400 <= response.status_code < 500 and response.status_code != 429

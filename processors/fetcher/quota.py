@@ -11,8 +11,9 @@ spent, so that together they never go beyond the allowance. The answers correct 
 requests that Unsplash counted but the account did not (another app on the same key) are
 taken as used. Until the first answer tells the allowance, one request at a time goes out.
 
-A window counted from the first request ends no later than Unsplash's (that request falls
-in it), so waiting for the account's window never sends a request too early.
+A window counted from the first request ends no earlier than Unsplash's, if Unsplash's
+window opens with the first request after the last one ended (as the stand-in's does), so
+waiting for the account's window never sends a request too early.
 """
 
 from __future__ import annotations
@@ -94,11 +95,18 @@ def paced(n: int, budget: int, start: datetime, window_s: float) -> datetime:
 
 
 def observe(account: Account, limit: int | None, remaining: int | None) -> Account:
-    """The account corrected by an answer's rate-limit headers."""
+    """The account corrected by an answer's rate-limit headers. An answer without them (a
+    refused key, a proxy's error) taught nothing: if it was the one meant to tell the
+    allowance, another may ask."""
     if limit is None:
-        return account
+        return unanswered(account)
     used = account.used if remaining is None else max(account.used, limit - remaining)
     return replace(account, limit=limit, used=used)
+
+
+def unused(account: Account) -> Account:
+    """A request taken but not sent: its place is given back."""
+    return replace(account, used=max(0, account.used - 1))
 
 
 def unanswered(account: Account) -> Account:
@@ -154,6 +162,10 @@ class Quota:
 
     async def observe(self, limit: int | None, remaining: int | None) -> None:
         await self._change(lambda account: Take(observe(account, limit, remaining)))
+
+    async def release(self) -> None:
+        """Give back a request taken and not sent."""
+        await self._change(lambda account: Take(unused(account)))
 
     async def unanswered(self) -> None:
         await self._change(lambda account: Take(unanswered(account)))

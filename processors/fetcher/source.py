@@ -70,7 +70,9 @@ class PhotoSource:
                     raise
                 self._arrived.clear()
                 batch = self._take(MAX_COUNT)
-                if not batch:
+                if not batch:  # its jobs were let go meanwhile
+                    if self._quota is not None:
+                        await self._quota.release()
                     self._requests.release()
                     continue
                 task = asyncio.create_task(self._serve(batch))
@@ -103,9 +105,10 @@ class PhotoSource:
     async def _serve(self, batch: list[asyncio.Future[Photo | str]]) -> None:
         try:
             answer = await self._unsplash.random_photos(len(batch), taken=self._quota is not None)
-        except Exception as error:  # said to each job's fetch, which decides
-            failure = error
-            _settle(batch, lambda wanted: wanted.set_exception(failure))
+        except Exception as error:  # a defect: the jobs fail saying so, none is stuck
+            log.exception("fetching photos failed")
+            reason = f"the fetcher failed unexpectedly ({type(error).__name__})"
+            _settle(batch, lambda wanted: wanted.set_result(reason))
             return
         finally:
             self._requests.release()

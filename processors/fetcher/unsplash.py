@@ -13,6 +13,7 @@ from processors.fetcher.core import (
     NOT_JSON,
     Fail,
     Retry,
+    allowance,
     backoff_s,
     interpret,
     remaining,
@@ -107,10 +108,7 @@ class Unsplash:
         finally:
             self.requests += 1
         if self._quota is not None:
-            limit = response.headers.get("x-ratelimit-limit")
-            await self._quota.observe(
-                int(limit) if limit and limit.isdigit() else None, remaining(response.headers)
-            )
+            await self._quota.observe(allowance(response.headers), remaining(response.headers))
         return interpret(response.status_code, response.headers, _json(response))
 
 
@@ -141,7 +139,7 @@ async def check(settings: Settings, client: httpx.AsyncClient | None = None) -> 
     finally:
         if client is None:
             await unsplash.aclose()
-    limit = response.headers.get("x-ratelimit-limit")
+    limit = allowance(response.headers)
     left = remaining(response.headers)
     answer = interpret(response.status_code, response.headers, _json(response))
     if response.status_code == 401:

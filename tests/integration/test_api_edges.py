@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -57,6 +58,15 @@ async def test_bad_requests_get_clear_client_errors(system: System) -> None:
     )
     assert huge.status_code == 413
     assert "bytes" in huge.json()["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for _ in range(20):
+            yield b"x" * 10_000
+
+    chunked = await http.post(
+        "/jobs", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert (chunked.status_code, chunked.json()) == (413, huge.json())
 
     malformed = await http.post(
         "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}

@@ -135,18 +135,16 @@ async def test_after_and_before_together_give_the_jobs_between(system: System) -
     cursors = [edge["cursor"] for edge in edges]
     assert [edge["node"]["id"] for edge in edges] == newest_first
 
-    between = await _jobs(system, first=10, after=cursors[0], before=cursors[5])
-    assert _ids(between) == newest_first[1:5]
-    assert between["pageInfo"]["hasNextPage"] is False
-    first_two = await _jobs(system, first=2, after=cursors[0], before=cursors[5])
-    assert _ids(first_two) == newest_first[1:3]
-    assert first_two["pageInfo"]["hasNextPage"] is True
-    last_two = await _jobs(system, last=2, after=cursors[0], before=cursors[5])
-    assert _ids(last_two) == newest_first[3:5]
-    assert last_two["pageInfo"]["hasPreviousPage"] is True
-    up_to = await _jobs(system, last=10, after=cursors[2], before=cursors[5])
-    assert _ids(up_to) == newest_first[3:5]
-    assert up_to["pageInfo"]["hasPreviousPage"] is False
+    a, b, c = cursors[0], cursors[2], cursors[5]
+    for arguments, ids, more, flag in [
+        ({"first": 10, "after": a, "before": c}, newest_first[1:5], "hasNextPage", False),
+        ({"first": 2, "after": a, "before": c}, newest_first[1:3], "hasNextPage", True),
+        ({"last": 2, "after": a, "before": c}, newest_first[3:5], "hasPreviousPage", True),
+        ({"last": 10, "after": b, "before": c}, newest_first[3:5], "hasPreviousPage", False),
+    ]:
+        page = await _jobs(system, **arguments)
+        assert _ids(page) == ids, arguments
+        assert page["pageInfo"][more] is flag, arguments
 
     # REST: cursor (older than) and before (newer than) together, paging down.
     params = {"limit": 3, "cursor": cursors[0], "before": cursors[5]}

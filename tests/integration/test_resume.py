@@ -205,6 +205,7 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_a_clear_last_messa
             events.append(line)
     assert events[-3:] == [
         "event: error",
-        'data: {"detail": "updates came faster than this subscriber read them; resubscribe"}',
+        'data: {"detail": "updates came faster than this subscriber read them; resubscribe", '
+        '"code": "SUBSCRIBER_TOO_SLOW"}',
         "",
     ]

@@ -63,7 +63,9 @@ async def test_live_changes_the_history_gave_are_not_given_twice() -> None:
     for change in [*overlap, *newer]:  # registered before the history opened
         assert subscription.offer(change)
     history = History([*older, *overlap])
-    updates = Updates(subscription, history, None)  # type: ignore[arg-type]
+    # Where the live changes begin is not known here (start None): the history is read to
+    # its end, and the live changes it gave are told by their positions.
+    updates = Updates(subscription, history, "fb01", None)  # type: ignore[arg-type]
 
     got = await _take(updates, len(older) + len(overlap) + len(newer))
     assert [c.position for c in got] == ["fc01", "fd01", "fe01", "ff01", "0002", "0102"]
@@ -77,6 +79,28 @@ async def test_a_job_shown_at_a_later_version_is_not_shown_older_again() -> None
     subscription = Subscription(None, 16)
     assert subscription.offer(Change("0a", _view("a", 2)))
     assert subscription.offer(Change("0c", _view("b", 1)))
-    updates = Updates(subscription, History([Change("0b", _view("a", 3))]), None)  # type: ignore[arg-type]
+    history = History([Change("0b", _view("a", 3))])
+    updates = Updates(subscription, history, "09", None)  # type: ignore[arg-type]
     got = await _take(updates, 2)
     assert [(c.view.id, c.view.version) for c in got] == [("a", 3), ("b", 1)]
+
+
+async def test_the_history_is_read_up_to_where_the_live_changes_begin() -> None:
+    older = [Change("fc01", _view("a", 1)), Change("fd01", _view("b", 1))]
+    live = [Change("fe01", _view("a", 2)), Change("ff01", _view("c", 1))]
+    subscription = Subscription(None, 16)
+    for change in live:
+        assert subscription.offer(change)
+    history = History([*older, *live])  # (its end: what the live changes also bring)
+    updates = Updates(subscription, history, "fb01", "fd01")  # type: ignore[arg-type]
+    got = await _take(updates, 4)
+    assert [c.position for c in got] == ["fc01", "fd01", "fe01", "ff01"]
+    assert history.closed
+    assert len(history._events) == 2  # not read: the live changes came from the feed
+
+    caught_up = History([Change("fe01", _view("a", 2))])
+    subscription = Subscription(None, 16)
+    assert subscription.offer(Change("fe01", _view("a", 2)))
+    updates = Updates(subscription, caught_up, "fd01", "fd01")  # type: ignore[arg-type]
+    assert [c.position for c in await _take(updates, 1)] == ["fe01"]
+    assert len(caught_up._events) == 1  # nothing to read before the live changes
