@@ -122,8 +122,7 @@ def create_app(state: StandIn | None = None) -> FastAPI:
             stand_in.beyond_allowance += 1
             return JSONResponse({"errors": ["Rate Limit Exceeded"]}, 403, headers=headers)
         if fault is not None and fault.status is not None:
-            body = {"errors": ["Rate Limit Exceeded" if fault.status == 429 else "Stand-in fault"]}
-            return JSONResponse(body, fault.status, headers=headers)
+            return _faulty(fault.status, headers)
         stand_in.requests_in_window += 1
         headers["X-Ratelimit-Remaining"] = str(left - 1)
         if fault is not None and fault.malformed == "json":
@@ -224,6 +223,13 @@ class FaultSpec(BaseModel):
     hang: bool = False
     malformed: Literal["json", "shape"] | None = None
     download_failures: int = Field(default=0, ge=0)
+
+
+def _faulty(status: int, headers: dict[str, str]) -> Response:
+    if status == 401:  # as for a wrong key: no app, so no allowance to tell
+        return JSONResponse({"errors": ["OAuth error: The access token is invalid"]}, 401)
+    body = {"errors": ["Rate Limit Exceeded" if status == 429 else "Stand-in fault"]}
+    return JSONResponse(body, status, headers=headers)
 
 
 def _authorized(request: Request) -> bool:

@@ -223,3 +223,22 @@ async def test_two_fetchers_share_one_allowance(
     stats = await stand_in.stats()
     assert stats["beyond_allowance"] == 0
     assert sum(stats["counts"]) == 150
+
+
+async def test_a_refused_key_fails_every_job_at_once_and_stalls_nothing(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    # Answers without rate-limit headers teach the account nothing: the one request allowed
+    # while the allowance is unknown must not hold its place for the hour.
+    system = await make_system()  # the hour-long window of production
+    await stand_in.faults(status=401)
+    jobs = []
+    for _ in range(3):  # one after another: each its own request
+        jobs.append(await system.create())
+        await system.wait_for(jobs[-1]["id"], timeout_s=30)
+    await stand_in.clear_faults()
+    settled = [await system.wait_for(job["id"], timeout_s=30) for job in jobs]
+    assert [job["status"] for job in settled] == ["failed"] * 3
+    assert all("refused the access key" in job["error"] for job in settled)
+    fine = await system.create()
+    assert (await system.wait_for(fine["id"], timeout_s=30))["status"] == "resolved"
