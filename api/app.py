@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api.allowance import Allowance
 from api.board import Board
 from api.context import JoblineApp, Services, Unauthorized, graphql_context
 from api.counts import LiveCounts
@@ -53,6 +54,9 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Jobl
         summary="Event-sourced async jobs: each waits a random delay, then fetches a food photo.",
         version="0.1.0",
         lifespan=_lifespan(settings, durability),
+        # One schema per model: a job's serializer only leaves absent fields out, and the
+        # documents show its fields rather than the free-form object its signature says.
+        separate_input_output_schemas=False,
     )
     app.include_router(events_router)  # before /jobs/{job_id}, which would take /jobs/events
     app.include_router(rest_router)
@@ -123,7 +127,10 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             ]
             stack.push_async_callback(cancel_all, *tasks)
             token = settings.api_token.get_secret_value() if settings.api_token else None
-            app.services = Services(jobs=jobs, feed=feed, counts=counts, token=token)
+            allowance = Allowance(db["unsplash_quota"], settings)
+            app.services = Services(
+                jobs=jobs, feed=feed, counts=counts, allowance=allowance, token=token
+            )
             stack.callback(setattr, app, "services", None)
             async with asyncio.timeout(15):
                 await feed.ready.wait()

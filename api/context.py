@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
+from api.allowance import Allowance
 from api.counts import LiveCounts
 from api.errors import CallerError
 from api.feed import JobFeed
@@ -26,6 +27,7 @@ class Services:
     jobs: JobService
     feed: JobFeed
     counts: LiveCounts
+    allowance: Allowance
     #: The bearer token changes need (JOBLINE_API_TOKEN), if any.
     token: str | None = None
 

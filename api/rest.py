@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.context import ServicesDep, client_address, require_token
+from api.context import Services, ServicesDep, client_address, require_token
 from api.errors import NotFound
 from api.service import KEY_PATTERN, MAX_CREATE, MAX_PAGE
 from api.types import JobCounts, JobOut, counts_out, job_out
@@ -148,14 +148,16 @@ async def list_jobs(
     `previous_cursor` as `before` for the previous (newer) one."""
     if before is not None and cursor is None:
         views, newer = await found.jobs.page_before(limit, before, status)
-        return _page(views, older=bool(views), newer=newer)
+        return await _page(found, views, older=bool(views), newer=newer)
     views, next_cursor = await found.jobs.page(limit, cursor, status, until=before)
-    return _page(views, older=next_cursor is not None, newer=cursor is not None)
+    return await _page(found, views, older=next_cursor is not None, newer=cursor is not None)
 
 
-def _page(views: list[JobView], *, older: bool, newer: bool) -> JobPage:
+async def _page(found: Services, views: list[JobView], *, older: bool, newer: bool) -> JobPage:
+    processing = any(v.status == JobStatus.PROCESSING for v in views)
+    waiting = await found.allowance.waiting_until() if processing else None
     return JobPage(
-        items=[job_out(v) for v in views],
+        items=[job_out(v, waiting_until=waiting) for v in views],
         next_cursor=encode_cursor(views[-1]) if older and views else None,
         previous_cursor=encode_cursor(views[0]) if newer and views else None,
     )
@@ -209,4 +211,4 @@ async def get_job(found: ServicesDep, job_id: str) -> BaseModel:
     view = await found.jobs.get(job_id)
     if view is None:
         raise NotFound(job_id)
-    return job_out(view, history=True)
+    return job_out(view, history=True, waiting_until=await found.allowance.waiting_until())

@@ -16,6 +16,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -28,6 +29,7 @@ from api.errors import CallerError
 from api.feed import Change, PositionTooOld, SubscriberTooSlow
 from api.rest import errors
 from api.types import job_out
+from projections.jobs.view import JobStatus
 
 KEEP_ALIVE_S = 15.0
 RECONNECT_MS = 2000
@@ -110,7 +112,12 @@ async def job_events(
         yield f"retry: {RECONNECT_MS}\n\n{first}"
         try:
             async for live in _with_keep_alive(updates.__aiter__()):
-                yield _event(live) if live is not None else ": keep-alive\n\n"
+                if live is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                processing = live.view.status == JobStatus.PROCESSING
+                waiting = await found.allowance.waiting_until() if processing else None
+                yield _event(live, waiting)
         except (SubscriberTooSlow, PositionTooOld) as error:  # the last event says why
             yield _error(str(error), error)
         except PyMongoError:
@@ -145,8 +152,8 @@ def _error(detail: str, error: Exception | None) -> str:
     return f"event: error\ndata: {json.dumps({'detail': detail, 'code': code})}\n\n"
 
 
-def _event(change: Change) -> str:
-    data = job_out(change.view).model_dump_json()
+def _event(change: Change, waiting_until: datetime | None = None) -> str:
+    data = job_out(change.view, waiting_until=waiting_until).model_dump_json()
     return f"id: {change.position}\nevent: job\ndata: {data}\n\n"
 
 

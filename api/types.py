@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from datetime import datetime
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
 import strawberry
@@ -30,6 +31,8 @@ DESCRIPTIONS = {
     "type": f"The event's type: {', '.join(EVENT_TYPES)}.",
     "result": "The photo, once resolved.",
     "error": "Why the job failed, once failed.",
+    "waiting_until": "While Unsplash's hourly allowance is spent: when this processing job's "
+    "photo can be fetched (it waits; it does not fail).",
     "total": "All jobs.",
 }
 
@@ -107,6 +110,15 @@ def _public_seq(root: strawberry.Parent[JobView]) -> int | None:
     return root.public_seq
 
 
+async def _waiting_until(
+    root: strawberry.Parent[JobView], info: strawberry.Info
+) -> datetime | None:
+    if root.status != JobStatus.PROCESSING:
+        return None
+    until: datetime | None = await info.context.services.allowance.waiting_until()
+    return until
+
+
 def counts_type(name: str) -> Any:
     """The counts: a field per status, and the total."""
     annotations = {status.value: int for status in JobStatus} | {"total": int}
@@ -124,6 +136,9 @@ GraphQLJob = graphql_type(
     fields={
         "seq": strawberry.field(resolver=_public_seq, description=DESCRIPTIONS["seq"]),
         "delay_s": strawberry.field(name="delaySeconds", description=DESCRIPTIONS["delay_s"]),
+        "waiting_until": strawberry.field(
+            resolver=_waiting_until, description=DESCRIPTIONS["waiting_until"]
+        ),
     },
 )
 GraphQLCounts = counts_type("JobCounts")
@@ -140,14 +155,14 @@ _SIZES = {"raw": 6000, "full": 4000, "regular": 1080, "small": 400, "thumb": 200
 
 
 class _OmitAbsent(BaseModel):
-    """`result`, `error` and `history` appear only when there is one."""
+    """`result`, `error`, `history` and `waiting_until` appear only when there is one."""
 
     model_config = ConfigDict(from_attributes=True)
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in ("result", "error", "history"):
+        for name in ("result", "error", "history", "waiting_until"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
@@ -224,7 +239,10 @@ JobOut = rest_model(
     JobView,
     name="JobOut",
     base=_JobOutBase,
-    fields={"history": (list[HistoryEntry] | None, None)},
+    fields={
+        "history": (list[HistoryEntry] | None, None),
+        "waiting_until": (datetime | None, None),
+    },
 )
 _COUNTED = (12, 3, 180, 2, 1)
 EXAMPLE_COUNTS: JsonDict = {
@@ -240,10 +258,15 @@ JobCounts = create_model(
 )
 
 
-def job_out(view: JobView, *, history: bool = False) -> BaseModel:
-    """The REST form of a view: its public `seq`, and its history only when asked."""
+def job_out(
+    view: JobView, *, history: bool = False, waiting_until: datetime | None = None
+) -> BaseModel:
+    """The REST form of a view: its public `seq`, its history only when asked, and (for a
+    processing job) until when it waits for Unsplash's allowance, if it does."""
     fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(JobView)}
     fields |= {"seq": view.public_seq, "history": view.history if history else None}
+    if view.status == JobStatus.PROCESSING:
+        fields["waiting_until"] = waiting_until
     out: BaseModel = JobOut.model_validate(fields)
     return out
 

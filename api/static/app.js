@@ -9,7 +9,7 @@ const STATUSES = ["pending", "processing", "resolved", "failed", "cancelled"];
 const SETTLED = new Set(["resolved", "cancelled"]);  // no command moves these on (a failure: retry)
 const PING_EVERY_MS = 10000;
 const PONG_TIMEOUT_MS = 5000;
-const JOB_FIELDS = `id status version seq createdAt dueAt updatedAt error
+const JOB_FIELDS = `id status version seq createdAt dueAt updatedAt error waitingUntil
   result { id altDescription color blurHash width height urls { small regular } links { html }
            user { name username links { html } } }`;
 
@@ -27,6 +27,7 @@ function fromGraphQL(job) {
     id: job.id, status: job.status.toLowerCase(), version: job.version, seq: job.seq,
     created_at: job.createdAt,
     due_at: job.dueAt, updated_at: job.updatedAt, error: job.error,
+    waiting_until: job.waitingUntil,
     result: r && { id: r.id, alt_description: r.altDescription, color: r.color,
       blur_hash: r.blurHash, width: r.width, height: r.height, urls: r.urls, links: r.links,
       user: r.user },
@@ -72,6 +73,10 @@ function render(job) {
     meta.append(credit(job.result));
   } else {
     const text = { processing: "fetching photo…", failed: "no photo", cancelled: "cancelled: no photo" };
+    if (job.waiting_until) {  // Unsplash's hourly allowance is spent: it waits, it does not fail
+      const at = new Date(job.waiting_until).toLocaleTimeString();
+      text.processing = `waiting for Unsplash's allowance (until ${at})`;
+    }
     photo = el("div", { class: "photo", text: text[job.status] || "waiting…" });
     if (job.status === "pending") photo.append(waitBar(job));
     if (job.status === "failed") meta.append(el("p", { class: "error", text: job.error || "failed" }));

@@ -85,6 +85,14 @@ def take(account: Account, now: datetime, window_s: float, reserve: int) -> Take
     return Take(replace(account, used=account.used + 1))
 
 
+def waiting_until(
+    account: Account, now: datetime, window_s: float, reserve: int
+) -> datetime | None:
+    """While the budget is spent: when a request may go again (None: it is not spent)."""
+    decided = take(account, now, window_s, reserve)
+    return decided.until if isinstance(decided, Wait) and decided.spent else None
+
+
 def paced(n: int, budget: int, start: datetime, window_s: float) -> datetime:
     """The earliest time for a window's request number `n` (from 0): the first tenth of the
     budget at once, the rest spread evenly over the window, so that a long backlog does not
@@ -209,3 +217,9 @@ def _fields(account: Account) -> Document:
 
 def _account(doc: Document) -> Account:
     return Account(limit=doc.get("limit"), used=doc.get("used", 0), ends=doc.get("ends"))
+
+
+async def read_account(collection: AsyncCollection[Document]) -> Account:
+    """The shared account as it is stored (a fresh one if no fetcher opened it yet)."""
+    doc = await collection.find_one({"_id": ACCOUNT})
+    return _account(doc) if doc is not None else Account()

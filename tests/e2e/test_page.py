@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, expect
 from pydantic import SecretStr
 
+from api import allowance
 from projections.jobs.replay import replay
 from schema import JobRequested
 from tests.conftest import StandInServer, System, SystemFactory
@@ -318,3 +319,27 @@ async def test_with_an_api_token_the_page_asks_for_it_and_then_works(
     await expect(page.locator("#count-resolved")).to_have_text("1", timeout=20_000)  # pushed
     await expect(page.locator('.job[data-status="resolved"]')).to_have_count(1)
     assert (await system.http.get("/job-counts")).json()["total"] == 1  # Enter sent no job
+
+
+async def test_a_job_waiting_for_unsplash_s_allowance_says_so(
+    browser: Browser, make_system: SystemFactory, stand_in: StandInServer, artifacts: Path
+) -> None:
+    await stand_in.allowance(2, 60)  # less the reserve: one request a minute
+    system = await make_system(unsplash_window_s=60)
+    first = await system.create()
+    await system.wait_for(first["id"])
+    # The API reads the allowance at most once a second: let its reading before the first
+    # answer go stale, so the next job's change carries the spent allowance.
+    await asyncio.sleep(allowance.FRESH_S)
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(system.base_url + "/")
+        await expect(page.locator("#connection")).to_have_text("live")
+        waiting = await system.create()
+        card = page.locator(f"#job-{waiting['id']}")
+        await expect(card).to_have_attribute("data-status", "processing", timeout=15_000)
+        await expect(card.locator(".photo")).to_contain_text("waiting for Unsplash's allowance")
+        await page.screenshot(path=str(artifacts / "board-waiting-for-allowance.png"))
+    finally:
+        await context.close()

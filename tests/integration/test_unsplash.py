@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,34 @@ async def test_a_refused_key_fails_every_job_at_once_and_stalls_nothing(
     assert all("refused the access key" in job["error"] for job in settled)
     fine = await system.create()
     assert (await system.wait_for(fine["id"], timeout_s=30))["status"] == "resolved"
+
+
+async def test_a_job_waiting_for_the_allowance_says_until_when_on_both_faces(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    await stand_in.allowance(2, 60)  # less the reserve: one request a minute
+    system = await make_system(unsplash_window_s=60)
+    first = await system.create()
+    done = await system.wait_for(first["id"])
+    assert done["status"] == "resolved"
+    assert "waiting_until" not in done
+    waiting = await system.create()
+    deadline = asyncio.get_running_loop().time() + 30
+    while "waiting_until" not in (job := (await system.http.get(f"/jobs/{waiting['id']}")).json()):
+        assert asyncio.get_running_loop().time() < deadline, f"no wait shown: {job}"
+        await asyncio.sleep(0.1)
+    assert job["status"] == "processing"
+    until = datetime.fromisoformat(job["waiting_until"])
+    assert 0 < (until - datetime.now(UTC)).total_seconds() <= 60
+
+    query = "query($id: ID!) { job(id: $id) { status waitingUntil } }"
+    answer = await system.http.post(
+        "/graphql", json={"query": query, "variables": {"id": waiting["id"]}}
+    )
+    shown = answer.json()["data"]["job"]
+    assert shown["status"] == "PROCESSING"
+    assert datetime.fromisoformat(shown["waitingUntil"]) == until
+    listed = {j["id"]: j for j in (await system.http.get("/jobs")).json()["items"]}
+    assert listed[waiting["id"]]["waiting_until"] == job["waiting_until"]
+    assert "waiting_until" not in listed[first["id"]]
+    assert (await stand_in.stats())["beyond_allowance"] == 0
