@@ -52,11 +52,17 @@ function newer(a, b) {  // the server's order: seq (jobs without one after), the
   return at > 0 || (at === 0 && a.id > b.id);
 }
 
+// While Unsplash's hourly allowance is spent, every processing job waits for the same window:
+// when it ends (the server says it on each job it sends; checkAllowance asks meanwhile).
+let allowanceWait = null;
+
 function render(job) {
   let card = document.getElementById(`job-${job.id}`);
+  const waiting = job.status === "processing" ? job.waiting_until || allowanceWait : null;
   // A version's card never changes: keep it (and its photo), unless the server contradicts a
-  // command's tentative answer for that version.
-  if (card?.dataset.version === String(job.version) && card.dataset.status === job.status) return;
+  // command's tentative answer for that version, or the job's wait for Unsplash changed.
+  if (card?.dataset.version === String(job.version) && card.dataset.status === job.status
+      && card.dataset.waiting === String(waiting)) return;
   if (!card) {
     card = el("li", { class: "job", id: `job-${job.id}` });
     card.dataset.seq = job.seq ?? 0;  // none: a job from before seq, listed after all others
@@ -65,6 +71,7 @@ function render(job) {
   }
   card.dataset.status = job.status;
   card.dataset.version = job.version;
+  card.dataset.waiting = String(waiting);
   const meta = el("div", { class: "meta" }, el("span", { class: "status", text: job.status }));
   if (job.status === "pending") meta.append(" · ", el("span", { class: "countdown", text: countdown(job) }));
   let photo;
@@ -73,8 +80,8 @@ function render(job) {
     meta.append(credit(job.result));
   } else {
     const text = { processing: "fetching photo…", failed: "no photo", cancelled: "cancelled: no photo" };
-    if (job.waiting_until) {  // Unsplash's hourly allowance is spent: it waits, it does not fail
-      const at = new Date(job.waiting_until).toLocaleTimeString();
+    if (waiting) {  // Unsplash's hourly allowance is spent: it waits, it does not fail
+      const at = new Date(waiting).toLocaleTimeString();
       text.processing = `waiting for Unsplash's allowance (until ${at})`;
     }
     photo = el("div", { class: "photo", text: text[job.status] || "waiting…" });
@@ -442,6 +449,22 @@ setInterval(() => {
   }
   detail.countdown();
 }, 1000);
+
+// Jobs that were already fetching when the allowance ran out learn it here: one small read
+// every 10 s, only while some job is processing.
+async function checkAllowance() {
+  const processing = [...jobs.values()].filter((job) => job.status === "processing");
+  let next = null;
+  if (processing.length) {
+    const response = await fetch("/jobs?status=processing&limit=1");
+    if (!response.ok) return;
+    next = (await response.json()).items[0]?.waiting_until ?? null;
+  }
+  if (next === allowanceWait) return;
+  allowanceWait = next;
+  processing.forEach(render);
+}
+setInterval(() => checkAllowance().catch(() => {}), 10000);
 
 window.addEventListener("online", () => {  // back: reconnect now, not at the next backoff
   if (!socket || socket.readyState >= WebSocket.CLOSING) live();
