@@ -103,7 +103,7 @@ async def _archive(
 ) -> tuple[LogArchive, asyncio.Task[None]]:
     """Restore the embedded broker's log from the store, then keep archiving it."""
     await ensure_topics(settings)
-    client = open_store(settings)
+    client = open_store(settings, component="run")
     stack.push_async_callback(client.close)
     archive = LogArchive(settings, database(client, settings), groups(settings))
     restored = await archive.restore()

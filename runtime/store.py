@@ -15,7 +15,9 @@ Document = dict[str, Any]
 DUPLICATE_KEY = 11000
 
 
-def open_store(settings: Settings, *, bounded: bool = True) -> AsyncMongoClient[Document]:
+def open_store(
+    settings: Settings, *, bounded: bool = True, component: str = "api"
+) -> AsyncMongoClient[Document]:
     """A client whose every operation gives up after JOBLINE_MONGODB_TIMEOUT_MS; `bounded=False`
     for long polls such as change streams, which that bound would cut every few seconds.
 
@@ -37,7 +39,7 @@ def open_store(settings: Settings, *, bounded: bool = True) -> AsyncMongoClient[
         serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         timeoutMS=settings.mongodb_timeout_ms if bounded else None,
         heartbeatFrequencyMS=1000,
-        appname="jobline",
+        appname=f"jobline-{component}",  # the store's logs and currentOp say whose it is
     )
 
 

@@ -16,7 +16,7 @@ from pymongo.errors import PyMongoError
 from processors.fetcher.core import FIRST_OUTCOME_VERSION, outcome
 from processors.fetcher.downloads import Downloads
 from processors.fetcher.quota import Quota
-from processors.fetcher.source import PhotoSource
+from processors.fetcher.source import PhotoClaims, PhotoSource
 from processors.fetcher.unsplash import Unsplash
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
@@ -210,7 +210,7 @@ class Claimed:
 
 async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
     """The fetcher, until cancelled, as consumer group `<prefix>.<name>`."""
-    client = open_store(settings)
+    client = open_store(settings, component="fetcher")
     db = database(client, settings)
     quota = Quota(
         db["unsplash_quota"],
@@ -225,7 +225,12 @@ async def run(settings: Settings, durability: Durability | None = None, *, name:
                 publisher=kit.publisher,
                 tracker=kit.tracker,
                 topic=kit.topic,
-                photos=PhotoSource(unsplash, settings.fetch_concurrency, quota),
+                photos=PhotoSource(
+                    unsplash,
+                    settings.fetch_concurrency,
+                    quota,
+                    claims=PhotoClaims(db["photo_claims"]),
+                ),
                 outcomes=ClaimStore(db["fetch_outcomes"]),
                 downloads=Downloads(db["download_events"], unsplash),
                 now=utc_now,

@@ -4,8 +4,9 @@ Jobs that fall due together wait together: one GET /photos/random with `count` (
 serves up to 30 of them, each with a photo of its own, so a burst of 300 due jobs costs 10
 requests of the allowance, not 300. A request is sent once the allowance lets it (the shared
 quota), and whatever jobs are waiting by then go with it, so the batches grow while the
-allowance is spent. A photo given to one job is never given to another in the same answer;
-jobs the answer has no photo for wait for the next request.
+allowance is spent. A photo is given to one job only: not twice from one answer, and not
+one another job was given from another (`PhotoClaims`); jobs the answer has no photo for
+wait for the next request.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
 from processors.fetcher.quota import Quota
 from processors.fetcher.unsplash import Unsplash
+from runtime.clock import utc_now
+from runtime.store import Document, insert_new
 from schema import Photo
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,9 @@ MAX_COUNT = 30
 GATHER_S = 0.05
 #: The same while the allowance is unknown.
 FIRST_GATHER_S = 1.0
+#: Before asking again for jobs whose request brought no photo new to jobline.
+NOTHING_NEW_BACKOFF_S = 0.5
+STORE_RETRY_S = 1.0
 
 
 class PhotoSource:
@@ -36,12 +45,15 @@ class PhotoSource:
         unsplash: Unsplash,
         concurrency: int,
         quota: Quota | None = None,
+        claims: PhotoClaims | None = None,
         gather_s: float = GATHER_S,
     ) -> None:
         """With a `quota`, a request is taken from the allowance before its jobs are, so
-        that the jobs that fall due while it waits go with it."""
+        that the jobs that fall due while it waits go with it. With `claims`, a photo
+        another job was given before (another request brought it) is not given again."""
         self._unsplash = unsplash
         self._quota = quota
+        self._claims = claims
         self._gather_s = gather_s
         self._waiting: list[asyncio.Future[Photo | str]] = []
         self._arrived = asyncio.Event()
@@ -116,6 +128,8 @@ class PhotoSource:
             _settle(batch, lambda wanted: wanted.set_result(answer))
             return
         photos = list({photo.id: photo for photo in answer}.values())  # one job each
+        if self._claims is not None:
+            photos = await self._claims.fresh(photos)
         unserved = []
         for wanted in (w for w in batch if not w.done()):
             if photos:
@@ -123,6 +137,8 @@ class PhotoSource:
             else:  # fewer photos than jobs: the rest go with the next request
                 unserved.append(wanted)
         if unserved:
+            if not photos and len(unserved) == len(batch):  # nothing new came: not at once
+                await asyncio.sleep(NOTHING_NEW_BACKOFF_S)
             self._waiting[:0] = unserved
             self._arrived.set()
         if photos:
@@ -136,3 +152,26 @@ def _settle(
     for wanted in batch:
         if not wanted.done():
             settle(wanted)
+
+
+class PhotoClaims:
+    """Each photo for one job only, across requests, fetchers and crashes: a photo's id is
+    claimed in the store (insert-if-absent) before a job is given it, and a photo claimed
+    before is not given again. (One claimed by a fetcher that then died goes unused.)"""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+
+    async def fresh(self, photos: list[Photo]) -> list[Photo]:
+        """The photos claimed now, the others dropped."""
+        docs = [{"_id": photo.id, "claimed_at": utc_now()} for photo in photos]
+        while True:
+            try:
+                taken = set(await insert_new(self._collection, docs)) if docs else set()
+            except PyMongoError as error:  # the store is away: the jobs wait for it
+                log.warning("photo claims unavailable; retrying", extra={"error": repr(error)})
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            if taken:
+                log.info("photos given before, not again", extra={"photos": len(taken)})
+            return [photo for i, photo in enumerate(photos) if i not in taken]

@@ -36,7 +36,7 @@ class ReplayResult:
 
 
 async def replay(settings: Settings, progress: Progress, *, verify: bool = False) -> ReplayResult:
-    client = open_store(settings)
+    client = open_store(settings, component="replay")
     try:
         db = database(client, settings)
         scratch = db[f"jobs_rebuild_{uuid.uuid4().hex[:12]}"]

@@ -41,7 +41,7 @@ class ProjectionHandler:
 async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
     """The jobs projection, until cancelled, as consumer group `<prefix>.<name>` (it appends
     only dead letters)."""
-    client = open_store(settings)
+    client = open_store(settings, component="projection")
     try:
         views = MongoJobViews(database(client, settings)["jobs"])
         if await views.prepare():

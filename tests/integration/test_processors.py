@@ -176,7 +176,12 @@ async def test_the_projection_catches_up_after_a_store_outage(
             {
                 "configureFailPoint": "failCommand",
                 "mode": "alwaysOn",
-                "data": {"failCommands": ["update"], "errorCode": 91},
+                # The projection's writes (the fetcher keeps its quota in the store too)
+                "data": {
+                    "failCommands": ["update"],
+                    "errorCode": 91,
+                    "appName": "jobline-projection",
+                },
             }
         )
         try:

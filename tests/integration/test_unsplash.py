@@ -274,3 +274,23 @@ async def test_a_job_waiting_for_the_allowance_says_until_when_on_both_faces(
     assert listed[waiting["id"]]["waiting_until"] == job["waiting_until"]
     assert "waiting_until" not in listed[first["id"]]
     assert (await stand_in.stats())["beyond_allowance"] == 0
+
+
+async def test_a_photo_is_given_to_one_job_only_even_when_unsplash_repeats_it(
+    make_system: SystemFactory, stand_in: StandInServer
+) -> None:
+    system = await make_system()
+    await stand_in.control("POST", "photo", {"id": "the-same-photo"})  # every answer
+    first = await system.create()
+    assert (await system.wait_for(first["id"]))["result"]["id"] == "the-same-photo"
+    second = await system.create()
+    await system.wait_for(second["id"], ("processing",))
+    asked = (await stand_in.stats())["requests"]
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await stand_in.stats())["requests"] < asked + 2:  # asking again, not given it
+        assert asyncio.get_running_loop().time() < deadline, "it did not ask again"
+        await asyncio.sleep(0.1)
+    assert (await system.http.get(f"/jobs/{second['id']}")).json()["status"] == "processing"
+    await stand_in.control("POST", "photo", {})  # new photos again
+    resolved = await system.wait_for(second["id"])
+    assert resolved["result"]["id"] != "the-same-photo"
