@@ -37,6 +37,9 @@ ACCOUNT = "unsplash"
 #: How long to wait before looking again while the first answer of a window (which tells
 #: the allowance) is awaited.
 PROBE_WAIT_S = 0.2
+#: A request meant to tell the allowance that has had no answer for this long is taken for
+#: lost (its fetcher died): another may ask.
+PROBE_EXPIRY = timedelta(seconds=30)
 #: A wait is cut into looks at most this long (another fetcher may have learnt more).
 MAX_WAIT_S = 5.0
 STORE_RETRY_S = 1.0
@@ -45,11 +48,13 @@ STORE_RETRY_S = 1.0
 @dataclass(frozen=True, slots=True)
 class Account:
     """The shared account: the allowance (None until an answer told it), the requests taken
-    in the current window, and when the window ends (None: no window open)."""
+    in the current window, when the window ends (None: no window open), and when the request
+    meant to tell the allowance went (its fetcher may die before the answer comes)."""
 
     limit: int | None = None
     used: int = 0
     ends: datetime | None = None
+    probed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +78,10 @@ def take(account: Account, now: datetime, window_s: float, reserve: int) -> Take
         account = Account(account.limit, 0, now + timedelta(seconds=window_s))
     assert account.ends is not None
     if account.limit is None:  # one request tells the allowance; the others wait for it
-        if account.used >= 1:
+        probing = account.probed_at is not None and now - account.probed_at < PROBE_EXPIRY
+        if account.used >= 1 and probing:
             return Wait(min(account.ends, now + timedelta(seconds=PROBE_WAIT_S)), spent=False)
-        return Take(replace(account, used=1))
+        return Take(replace(account, used=account.used + 1, probed_at=now))
     budget = max(1, account.limit - reserve)
     if account.used >= budget:
         return Wait(account.ends, spent=True)
@@ -212,11 +218,21 @@ class Quota:
 
 
 def _fields(account: Account) -> Document:
-    return {"limit": account.limit, "used": account.used, "ends": account.ends}
+    return {
+        "limit": account.limit,
+        "used": account.used,
+        "ends": account.ends,
+        "probed_at": account.probed_at,
+    }
 
 
 def _account(doc: Document) -> Account:
-    return Account(limit=doc.get("limit"), used=doc.get("used", 0), ends=doc.get("ends"))
+    return Account(
+        limit=doc.get("limit"),
+        used=doc.get("used", 0),
+        ends=doc.get("ends"),
+        probed_at=doc.get("probed_at"),
+    )
 
 
 async def read_account(collection: AsyncCollection[Document]) -> Account:

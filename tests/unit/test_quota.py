@@ -18,12 +18,12 @@ def _at(seconds: float) -> datetime:
 
 def test_the_first_request_of_a_window_opens_it_and_alone_learns_the_allowance() -> None:
     first = take(Account(), T0, WINDOW, reserve=1)
-    assert first == Take(Account(limit=None, used=1, ends=_at(WINDOW)))
+    assert first == Take(Account(limit=None, used=1, ends=_at(WINDOW), probed_at=T0))
     waiting = take(first.account, _at(0.05), WINDOW, reserve=1)
     assert isinstance(waiting, Wait)
     assert not waiting.spent  # only until the first answer
     learnt = observe(first.account, limit=50, remaining=49)
-    assert learnt == Account(limit=50, used=1, ends=_at(WINDOW))
+    assert learnt == Account(limit=50, used=1, ends=_at(WINDOW), probed_at=T0)
     assert isinstance(take(learnt, _at(0.1), WINDOW, reserve=1), Take)
     # An unanswered probe gives its place back; an unanswered request otherwise counts.
     assert unanswered(first.account).used == 0
@@ -59,3 +59,14 @@ def test_answers_correct_the_account_and_a_rate_limit_spends_it() -> None:
     late = exhausted(account, _at(WINDOW + 5), pause_s=60)  # Unsplash's window is later
     assert late.ends == _at(WINDOW + 65)
     assert take(late, _at(WINDOW + 6), WINDOW, reserve=1) == Wait(_at(WINDOW + 65), spent=True)
+
+
+def test_a_probe_whose_fetcher_died_is_taken_for_lost() -> None:
+    # The request meant to tell the allowance went, and its fetcher was killed before the
+    # answer: after a while another fetcher may ask, instead of waiting out the window.
+    probing = take(Account(), T0, 3600, reserve=1)
+    assert isinstance(probing, Take)
+    assert isinstance(take(probing.account, _at(29), 3600, reserve=1), Wait)
+    again = take(probing.account, _at(31), 3600, reserve=1)
+    assert isinstance(again, Take)
+    assert again.account.probed_at == _at(31)
