@@ -27,16 +27,19 @@ from api.errors import UNAVAILABLE, CallerError, unavailable
 from api.feed import JobFeed
 from api.graphiql import ASSETS_PATH, VENDOR_DIR, OfflineGraphQLRouter, missing_assets
 from api.graphql import schema
-from api.limits import BodySizeLimit, BodyTooLarge
+from api.limits import BodySizeLimit, BodyTooLarge, RouteLatency
 from api.ratelimit import RateLimited
 from api.rest import router as rest_router
 from api.service import JobService
 from api.sse import router as events_router
+from projections.jobs.runner import PROJECTION
 from projections.jobs.store import MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
 from runtime.eventlog import Durability, KafkaEventPublisher, ensure_topics, start_producer
 from runtime.groupcommit import Saturated
+from runtime.ops import ops_routes, readiness_of
+from runtime.processor import group_id
 from runtime.settings import Settings
 from runtime.store import database, open_store
 
@@ -84,6 +87,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Jobl
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location", "Retry-After"],
         )
+    app.add_middleware(RouteLatency)  # the outermost (added last): every answer is timed
     return app
 
 
@@ -92,6 +96,10 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
     async def lifespan(app: JoblineApp) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await ensure_topics(settings)
+            app.readiness = await stack.enter_async_context(
+                readiness_of(settings, "api", projection_group=group_id(settings, PROJECTION))
+            )
+            stack.callback(setattr, app, "readiness", None)
             producer = await start_producer(settings, f"{settings.topic_prefix}.api")
             stack.push_async_callback(lambda: shielded(producer.stop()))
             client = open_store(settings)
@@ -144,7 +152,7 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
     return lifespan
 
 
-def _page_routes(app: FastAPI, settings: Settings) -> None:
+def _page_routes(app: JoblineApp, settings: Settings) -> None:
     photo_origin = _origin(settings.unsplash_base_url)
     stand_in = photo_origin != "https://api.unsplash.com"
     csp = "; ".join(
@@ -183,9 +191,7 @@ def _page_routes(app: FastAPI, settings: Settings) -> None:
             },
         }
 
-    @app.get("/healthz", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.router.routes.extend(ops_routes(lambda: app.readiness))
 
 
 def _origin(url: str) -> str:

@@ -20,6 +20,7 @@ from api.counts import LiveCounts
 from api.errors import CallerError
 from api.feed import JobFeed
 from api.service import JobService
+from runtime.ops import Readiness
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ class JoblineApp(FastAPI):
     """The app, holding its services while its lifespan runs (None before and after)."""
 
     services: Services | None = None
+    #: The checks of /readyz, while the lifespan runs.
+    readiness: Readiness | None = None
 
 
 class ServicesUnavailable(RuntimeError):

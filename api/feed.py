@@ -36,6 +36,7 @@ from api.board import Board
 from api.errors import CallerError, InvalidInput
 from projections.jobs.store import MongoJobViews, from_document, is_counts
 from projections.jobs.view import JobView
+from runtime.metrics import SUBSCRIBERS
 from runtime.store import Document
 
 log = logging.getLogger(__name__)
@@ -277,11 +278,13 @@ class JobFeed:
         self._subscriptions.add(subscription)  # before the history: no change between
         start = self.position  # (no await since the line above: no change between)
         history = None
+        SUBSCRIBERS.inc()
         try:
             if token is not None:
                 history = await self._history_after(token)
             yield Updates(subscription, history, since, start)
         finally:
+            SUBSCRIBERS.dec()
             self._subscriptions.discard(subscription)
             if history is not None:
                 await history.close()

@@ -1,11 +1,16 @@
-"""Request hygiene: bodies over a size limit are refused with 413 before they are read whole."""
+"""ASGI wrappers every request passes: bodies over a size limit are refused with 413 before
+they are read whole; each request's latency is measured per route."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime.metrics import HTTP_SECONDS
 
 
 class BodyTooLarge(Exception):
@@ -52,3 +57,36 @@ class BodySizeLimit:
         headers: list[Any] = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class RouteLatency:
+    """Times each HTTP request until its response starts (a stream's first byte, not its
+    end), labelled by the route's path template: `/jobs/{job_id}`, never one per job id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                HTTP_SECONDS.labels(
+                    route_of(scope), scope["method"], str(message["status"])
+                ).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+def route_of(scope: Scope) -> str:
+    """The path template of the route that took the request ('unmatched' for none): FastAPI
+    names its own routes in the scope; a plain route or a mount is found by matching."""
+    route = scope.get("route")
+    if route is None:
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+        route = next((r for r in routes if r.matches(scope)[0] == Match.FULL), None)
+    return getattr(route, "path", None) or "unmatched"

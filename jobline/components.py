@@ -10,6 +10,7 @@ from typing import Any
 
 from processors.delay.shell import run as run_delay
 from processors.fetcher.shell import run as run_fetcher
+from projections.jobs.runner import PROJECTION
 from projections.jobs.runner import run as run_projection
 from runtime.eventlog import Durability
 from runtime.processor import group_id
@@ -41,7 +42,7 @@ COMPONENTS: dict[str, Component] = {
         Component(
             "fetcher", "fetches each due job's photo, then resolves or fails it", run_fetcher
         ),
-        Component("projection", "keeps the jobs read model in the store", run_projection),
+        Component(PROJECTION, "keeps the jobs read model in the store", run_projection),
     )
 }
 

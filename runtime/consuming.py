@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 
 from runtime.aio import cancel_all, raise_if_cancelled, shielded
 from runtime.eventlog import DeadLetters, Durability, is_gap, start_client
+from runtime.metrics import CONSUMER_LAG
 from runtime.offsets import OffsetTracker
 from schema import Event, PoisonRecord, decode
 
@@ -44,8 +45,9 @@ class BatchHandler(Protocol):
     async def handle(self, batch: list[Consumed]) -> None:
         """Take over a batch; release each record's offset once its effect is durable."""
 
-    def revoked(self, partitions: set[int]) -> None:
-        """The group took these partitions away: drop what is pending for them."""
+    async def revoked(self, partitions: set[int]) -> None:
+        """The group takes these partitions away: finish (within a bound) or drop what is
+        under way for them; return when the offsets to commit for them are final."""
 
 
 class ProcessorLoop:
@@ -64,6 +66,7 @@ class ProcessorLoop:
         self.dead_letters = dead_letters
         self.handler: BatchHandler | None = None
         self._caught_up: set[int] = set()
+        self._measured: set[int] = set()  # partitions whose lag this member reports
 
     def caught_up(self, partition: int) -> bool:
         """Whether this partition's backlog, as of its assignment, has been read once."""
@@ -100,6 +103,7 @@ class ProcessorLoop:
                 if batch:  # one hand-over per fetch, across partitions: one bulk write
                     await handler.handle(batch)
                 await self.commit()
+                self._measure_lag()
         finally:
             await shielded(self._stop())
 
@@ -112,7 +116,29 @@ class ProcessorLoop:
         except TimeoutError:
             log.warning("no final commit: the broker is unreachable", extra={"topic": self.topic})
         finally:
+            self._unmeasure(set(self._measured))
             await self.consumer.stop()
+
+    def _measure_lag(self) -> None:
+        group = self.dead_letters.consumer_group
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            # Nothing seen since the assignment, yet a watermark known: the fetch found the
+            # partition with nothing past our position.
+            done = self.tracker.committable(tp.partition)
+            CONSUMER_LAG.labels(group, str(tp.partition)).set(
+                0 if done is None else max(0, high - done)
+            )
+            self._measured.add(tp.partition)
+
+    def _unmeasure(self, partitions: set[int]) -> None:
+        """No lag reported for partitions this member no longer holds: their next owner
+        reports it."""
+        for partition in partitions & self._measured:
+            CONSUMER_LAG.remove(self.dead_letters.consumer_group, str(partition))
+        self._measured -= partitions
 
     async def _decode(self, partition: int, records: list[Any]) -> list[Consumed]:
         batch = []
@@ -140,11 +166,14 @@ class ProcessorLoop:
                 return
 
     async def revoked(self, partitions: set[int]) -> None:
-        await self.commit(partitions)
+        """Hand the partitions over: let the effects under way on them finish (bounded), so
+        that the next owner does not start them again, commit, and forget them."""
         if self.handler is not None:
-            self.handler.revoked(partitions)
+            await self.handler.revoked(partitions)
+        await self.commit(partitions)
         self._caught_up -= partitions
         self.tracker.forget(partitions)
+        self._unmeasure(partitions)
 
     async def commit(self, only: set[int] | None = None) -> None:
         offsets = {p: o for p, o in self.tracker.to_commit().items() if only is None or p in only}

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from runtime.aio import shielded
+from runtime.metrics import DEAD_LETTERS, EVENTS_APPENDED
 from runtime.settings import Settings
 from schema import Event, encode, headers_for
 from schema.topics import FOREVER
@@ -174,6 +175,8 @@ class KafkaEventPublisher:
         ]
         if self._durability is not None:
             await self._durability.appended(appended)
+        for event in events:
+            EVENTS_APPENDED.labels(event.TYPE).inc()
         return appended
 
 
@@ -215,6 +218,7 @@ class DeadLetters:
             )
             await self._durability.appended([appended])
         self.count += 1
+        DEAD_LETTERS.labels(self.consumer_group).inc()
         log.warning(
             "dead-lettered a record",
             extra={

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schema import Topics
@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     #: Name sent to Unsplash in referral links (utm_source), per its guidelines.
     app_name: str = "jobline"
 
+    # Where the serving commands listen (`--host` / `--port` override): `jobline run` and
+    # `jobline api` serve the API there; each processor serves its /healthz, /readyz and
+    # /metrics there (in a container every one can take 8000; on one machine give each its own).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # /readyz says unready while the read model is more than this many events behind the log.
+    ready_max_lag: int = Field(default=10_000, ge=0)
+    # At start-up, how long to wait for the broker and the store to answer before giving up
+    # with a message saying which setting to check.
+    startup_wait_s: float = Field(default=30, gt=0)
+
     # Where `jobline run` keeps the embedded store's data.
     data_dir: Path = Path(".jobline")
     log_level: str = "INFO"
@@ -99,3 +110,15 @@ class Settings(BaseSettings):
         if not self.mongodb_uri:
             raise RuntimeError("JOBLINE_MONGODB_URI is not set")
         return self.mongodb_uri
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A settings error in one line, by the variables a person sets:
+    'JOBLINE_PORT: Input should be a valid integer (given: abc)'."""
+    parts = []
+    for problem in error.errors():
+        names = [str(part) for part in problem.get("loc", ()) if isinstance(part, str)]
+        name = f"JOBLINE_{names[0].upper()}: " if names else ""
+        given = f" (given: {problem['input']})" if names else ""
+        parts.append(f"{name}{problem['msg']}{given}")
+    return "; ".join(parts)

@@ -26,6 +26,7 @@ from processors.delay.core import is_due, job_due, seconds_until_due
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
 from runtime.eventlog import Durability, EventPublisher
+from runtime.metrics import DUE_LATENESS
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -34,6 +35,9 @@ from schema import JobCancelled, Scheduling
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 1.0
 RETRY_S = 1.0
+#: How long a hand-over of partitions waits for JobDues being appended (within the
+#: group's rebalance timeout).
+HANDOVER_WAIT_S = 1.5
 
 
 class DelayHandler:
@@ -53,6 +57,9 @@ class DelayHandler:
         self._pending: dict[str, Consumed] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._wake = asyncio.Event()
+        self._leaving: set[int] = set()  # partitions being handed over: fire none of theirs
+        self._idle = asyncio.Event()  # no JobDue being appended
+        self._idle.set()
 
     async def handle(self, batch: list[Consumed]) -> None:
         for item in batch:
@@ -79,10 +86,20 @@ class DelayHandler:
             return
         self._tracker.release(item.partition, item.offset)
 
-    def revoked(self, partitions: set[int]) -> None:
-        for job_id, item in list(self._pending.items()):
-            if item.partition in partitions:
-                del self._pending[job_id]
+    async def revoked(self, partitions: set[int]) -> None:
+        """Fire no more timers of these partitions; let JobDues being appended land (their
+        offsets are then released and committed, so the next owner does not fire them
+        again), then drop the rest: the next owner re-arms them from the log."""
+        self._leaving |= partitions
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANDOVER_WAIT_S):
+                    await self._idle.wait()
+            for job_id, item in list(self._pending.items()):
+                if item.partition in partitions:
+                    del self._pending[job_id]
+        finally:
+            self._leaving -= partitions
 
     async def run_timers(self) -> None:
         while True:
@@ -112,7 +129,7 @@ class DelayHandler:
         while self._heap and self._heap[0][0] <= now:
             entry = heapq.heappop(self._heap)
             item = self._pending.get(entry[1])
-            if item is None or not is_due(_wait(item), now):
+            if item is None or not is_due(_wait(item), now) or item.partition in self._leaving:
                 continue
             (due if self._caught_up(item.partition) else deferred).append((entry, item))
         for entry, _ in deferred:
@@ -121,6 +138,7 @@ class DelayHandler:
 
     async def _fire(self, due: list[Consumed]) -> None:
         now = self._now()
+        self._idle.clear()
         try:
             await self._publisher.publish([job_due(_wait(item), now) for item in due])
         except (KafkaError, PyMongoError) as error:
@@ -129,13 +147,17 @@ class DelayHandler:
             log.warning("cannot emit JobDue; retrying", extra={"error": repr(error)})
             for item in due:
                 heapq.heappush(self._heap, (_wait(item).due_at, item.event.job_id))
+            self._idle.set()
             await asyncio.sleep(RETRY_S)
             return
+        appended = self._now()
         for item in due:
             if self._pending.get(item.event.job_id) is item:
                 del self._pending[item.event.job_id]
             self._tracker.release(item.partition, item.offset)
+            DUE_LATENESS.observe((appended - _wait(item).due_at).total_seconds())
             log.info("job due", extra=item.log_fields(self._topic))
+        self._idle.set()
 
 
 def _wait(item: Consumed) -> Scheduling:

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0
 MAX_IN_FLIGHT = 1000  # due jobs taken over and not yet settled; the consumer waits beyond
 MAX_BATCH = 500  # outcomes per group commit
+#: How long a hand-over of partitions waits for their fetches under way (within the group's
+#: rebalance timeout).
+HANDOVER_WAIT_S = 1.5
 T = TypeVar("T")
 
 
@@ -70,7 +73,7 @@ class FetchHandler:
         self._downloads = downloads
         self._now = now
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # settling, with their partition
         self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
         self.commits: GroupCommit[Claimed, None] = GroupCommit(
             self._commit, max_batch=MAX_BATCH, max_queued=max_in_flight
@@ -118,17 +121,23 @@ class FetchHandler:
             await self._in_flight.acquire()
             self._fetching.add((item.event.job_id, item.event.version))
             task = asyncio.create_task(self._settle(item, claimed.get(outcome_key(_due(item)))))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = item.partition
+            task.add_done_callback(self._tasks.pop)
 
-    def revoked(self, partitions: set[int]) -> None:
-        """In-flight fetches finish: their claimed outcome makes a second delivery harmless."""
+    async def revoked(self, partitions: set[int]) -> None:
+        """Let the fetches under way for these partitions settle (bounded), so that their
+        outcomes are claimed and their offsets committed before the next owner reads them: it
+        then fetches none of them again. One still waiting (for Unsplash's allowance) goes on
+        after the hand-over; its claimed outcome makes the next owner's copy harmless."""
+        leaving = [task for task, partition in self._tasks.items() if partition in partitions]
+        if leaving:
+            await asyncio.wait(leaving, timeout=HANDOVER_WAIT_S)
 
     async def run(self) -> None:
         await run_together(self.commits.run(), self._downloads.run(), self._photos.run())
 
     async def aclose(self) -> None:
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 

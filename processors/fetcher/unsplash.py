@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from processors.fetcher.core import (
     unreachable,
 )
 from processors.fetcher.quota import Quota
+from runtime.metrics import UNSPLASH_REMAINING, UNSPLASH_SECONDS
 from runtime.settings import Settings
 from schema import Photo
 
@@ -99,16 +101,22 @@ class Unsplash:
     async def _ask(self, count: int, *, taken: bool) -> list[Photo] | Retry | Fail:
         if self._quota is not None and not taken:
             await self._quota.acquire()
+        started = time.perf_counter()
         try:
             response = await self.ask(count)
         except httpx.HTTPError as error:
+            UNSPLASH_SECONDS.labels("unreachable").observe(time.perf_counter() - started)
             if self._quota is not None:
                 await self._quota.unanswered()
             return unreachable(error, self._settings.unsplash_timeout_s)
         finally:
             self.requests += 1
+        UNSPLASH_SECONDS.labels(str(response.status_code)).observe(time.perf_counter() - started)
+        left = remaining(response.headers)
+        if left is not None:
+            UNSPLASH_REMAINING.set(left)
         if self._quota is not None:
-            await self._quota.observe(allowance(response.headers), remaining(response.headers))
+            await self._quota.observe(allowance(response.headers), left)
         return interpret(response.status_code, response.headers, _json(response))
 
 

@@ -15,6 +15,8 @@ from runtime.settings import Settings
 from runtime.store import database, open_store
 
 log = logging.getLogger(__name__)
+#: The projection's name: its command, and its consumer group's suffix.
+PROJECTION = "projection"
 
 
 class ProjectionHandler:
@@ -34,8 +36,9 @@ class ProjectionHandler:
             last = batch[-1]
             log.debug("projected batch", extra={**last.log_fields(self._topic), "size": len(batch)})
 
-    def revoked(self, partitions: set[int]) -> None:
-        """Nothing pending: every batch is written before the next is fetched."""
+    async def revoked(self, partitions: set[int]) -> None:
+        """Nothing to finish: a batch being written keeps its offsets held, and the commit
+        on hand-over stops short of them."""
 
 
 async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:

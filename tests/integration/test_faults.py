@@ -8,13 +8,9 @@ import asyncio
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +26,7 @@ from runtime.settings import Settings
 from runtime.store import database
 from schema import JobFailed, JobRequested, JobResolved
 from tests.clients import api_client
+from tests.cluster import Cluster, environment
 from tests.conftest import ROOT, StandInServer
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
@@ -51,39 +48,6 @@ def fresh_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(child.stop())
 
 
-@dataclass
-class Cluster:
-    settings: Settings
-    env: dict[str, str]
-    logs: Path
-    api_port: int
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    kills: Counter[str] = field(default_factory=Counter)
-
-    def start(self, name: str) -> None:
-        args = [name, "--port", str(self.api_port)] if name == "api" else [name]
-        with (self.logs / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "jobline", *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    def kill(self, name: str) -> None:
-        process = self.processes[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        self.kills[name] += 1
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 async def cluster(settings: Settings, fresh_store: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     configured = settings.model_copy(
@@ -94,29 +58,7 @@ async def cluster(settings: Settings, fresh_store: str, tmp_path: Path) -> Async
             "delay_step_s": 0.1,
         }
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")} | {
-        f"JOBLINE_{name.upper()}": str(value)
-        for name, value in {
-            "kafka_bootstrap_servers": configured.kafka_bootstrap_servers,
-            "kafka_idempotence": "false",
-            "create_rate_per_s": 0,  # its clients all come from 127.0.0.1
-            "kafka_session_timeout_ms": 2000,
-            "kafka_heartbeat_interval_ms": 300,
-            "kafka_rebalance_timeout_ms": 2000,
-            "topic_prefix": configured.topic_prefix,
-            "topic_partitions": configured.topic_partitions,
-            "mongodb_uri": fresh_store,
-            "mongodb_database": configured.mongodb_database,
-            "delay_min_s": 0.1,
-            "delay_max_s": 2.0,
-            "delay_step_s": 0.1,
-            "unsplash_access_key": "test-key",
-            "unsplash_base_url": configured.unsplash_base_url,
-            "fetch_backoff_s": 0.01,
-            "fetch_concurrency": 16,
-        }.items()
-    }
-    running = Cluster(configured, env, tmp_path, free_port())
+    running = Cluster(configured, environment(configured, fetch_concurrency=16), tmp_path)
     for name in PROCESSES:
         running.start(name)
     try:
@@ -128,7 +70,7 @@ async def cluster(settings: Settings, fresh_store: str, tmp_path: Path) -> Async
 async def _create_all(cluster: Cluster, acknowledged: dict[str, str]) -> None:
     """Create JOBS jobs at a steady pace; retry each with its idempotency key until the API
     acknowledges it (the API may be dead or restarting at any moment)."""
-    base = f"http://127.0.0.1:{cluster.api_port}"
+    base = cluster.url("api")
     started = time.monotonic()
     slots = asyncio.Semaphore(16)
 

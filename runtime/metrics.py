@@ -1,0 +1,56 @@
+"""What an operator watches, in Prometheus's terms (prometheus_client, its default registry).
+
+Every process serves these at `/metrics`: the API on its port, each processor on its own
+(`jobline delay --port ...`), `jobline run` all of them at the API's. Each process counts what
+it did itself; Prometheus sums over the instances (README, Production: what to watch).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: Sub-second buckets first: a timer, a push or a route is judged in milliseconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+EVENTS_APPENDED = Counter(
+    "jobline_events_appended",
+    "Events this process appended to the log, acknowledged (and durable), by type: "
+    "JobRequested = jobs created, JobResolved / JobFailed / JobCancelled = jobs so ended.",
+    ["type"],
+)
+DUE_LATENESS = Histogram(
+    "jobline_due_lateness_seconds",
+    "How long after its due time each JobDue was appended (the delay processor's timers).",
+    buckets=LATENCY_BUCKETS,
+)
+UNSPLASH_SECONDS = Histogram(
+    "jobline_unsplash_request_seconds",
+    "Unsplash requests (GET /photos/random), by how they ended: the HTTP status, or 'unreachable'.",
+    ["outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+UNSPLASH_REMAINING = Gauge(
+    "jobline_unsplash_remaining",
+    "Requests left in Unsplash's allowance, as its last answer here said (X-Ratelimit-Remaining).",
+)
+CONSUMER_LAG = Gauge(
+    "jobline_consumer_lag",
+    "Records of the log a consumer group's member has not finished with, per partition it "
+    "holds: the partition's end minus the offset the member may commit.",
+    ["group", "partition"],
+)
+DEAD_LETTERS = Counter(
+    "jobline_dead_letters",
+    "Records a consumer group could not process, sent to the dead-letter topic.",
+    ["group"],
+)
+SUBSCRIBERS = Gauge(
+    "jobline_subscribers",
+    "Live subscribers of job changes on this API (GraphQL subscriptions and SSE streams).",
+)
+HTTP_SECONDS = Histogram(
+    "jobline_http_request_duration_seconds",
+    "HTTP requests to the API, by route (its path template), method and status.",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
