@@ -1,7 +1,7 @@
 """`jobline status`: where every consumer group stands in the log, and the jobs in the store.
 
-group                 members  lag  per partition (committed/end)
-jobline.delay               2    0  0:120/120 1:98/98 ...
+group            state    members  lag  per partition (committed/end)
+jobline.delay    Stable         2    0  0:120/120 1:98/98 ...
 ...
 read model: 0 events behind the log
 jobs: 3 pending, 1 processing, 50 resolved, 2 failed, 0 cancelled
@@ -27,17 +27,17 @@ async def status(settings: Settings, say: Callable[[str], None] = print) -> int:
     try:
         topic = settings.topics.jobs
         say(f"log: {topic}")
-        say(f"{'group':<32} {'members':>7} {'lag':>9}  per partition (committed/end)")
+        say(f"{'group':<32} {'state':<19} {'members':>7} {'lag':>9}  per partition (committed/end)")
         projection_lag = 0
         for component in COMPONENTS.values():
             group = component.group(settings)
             lags = await positions.lags(group, topic)
-            members = await positions.members(group)
+            state, members = await positions.group(group)
             total = sum(p.lag for p in lags)
             healthy = healthy and members > 0
             if component.name == PROJECTION:
                 projection_lag = total
-            say(f"{group:<32} {members:>7} {total:>9}  {_partitions(lags)}")
+            say(f"{group:<32} {state:<19} {members:>7} {total:>9}  {_partitions(lags)}")
         dead = sum((await positions.ends(settings.topics.dead_letters)).values())
         say(f"dead letters: {dead} records in {settings.topics.dead_letters}")
     finally:

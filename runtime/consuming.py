@@ -109,6 +109,8 @@ class ProcessorLoop:
 
     async def _stop(self) -> None:
         try:
+            if self.handler is not None:  # a stop hands every partition over
+                await self.handler.revoked({tp.partition for tp in self.consumer.assignment()})
             # Bounded: aiokafka waits for a coordinator without end, and stopping must not
             # hang while the broker is away. Records left uncommitted are redelivered.
             async with asyncio.timeout(STOP_COMMIT_S):
@@ -121,7 +123,9 @@ class ProcessorLoop:
 
     def _measure_lag(self) -> None:
         group = self.dead_letters.consumer_group
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        self._unmeasure(self._measured - {tp.partition for tp in assigned})  # moved meanwhile
+        for tp in assigned:
             high = self.consumer.highwater(tp)
             if high is None:
                 continue
@@ -210,11 +214,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 async def run_together(*coros: Any) -> None:
-    """Run a processor's tasks; when one ends or fails, cancel the others and re-raise."""
+    """Run a processor's tasks; when one ends or fails, cancel the others and re-raise.
+
+    Stopped one after the other, in the order given: a consume loop first, which hands its
+    partitions over while the tasks after it (which settle the work under way) still run."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
     finally:
-        await cancel_all(*tasks)
+        for task in tasks:
+            await cancel_all(task)

@@ -100,10 +100,12 @@ class LogPositions:
             PartitionLag(tp.partition, _offset(committed.get(tp)), ends[tp.partition]) for tp in tps
         ]
 
-    async def members(self, group: str) -> int:
-        """How many consumers are in the group now."""
+    async def group(self, group: str) -> tuple[str, int]:
+        """The group's state as its coordinator says (`Stable`, `PreparingRebalance`,
+        `Empty`, ...) and how many consumers are in it."""
         (described,) = await self._admin.describe_consumer_groups([group])
-        return sum(len(g[5]) for g in described.groups)
+        (state,) = {str(g[2]) for g in described.groups} or {"Dead"}
+        return state, sum(len(g[5]) for g in described.groups)
 
 
 def _offset(meta: object) -> int | None:

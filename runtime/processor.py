@@ -29,6 +29,9 @@ class ProcessorKit:
     tracker: OffsetTracker
     loop: ProcessorLoop
     topic: str
+    #: How long a hand-over of partitions may wait for the work under way on them: a
+    #: quarter of the group's rebalance timeout, so the member rejoins well within it.
+    handover_s: float
 
 
 def group_id(settings: Settings, name: str) -> str:
@@ -59,6 +62,7 @@ async def processor_kit(
             durability,
         )
         publisher = KafkaEventPublisher(producer, topics.jobs, durability)
-        yield ProcessorKit(producer, publisher, tracker, loop, topics.jobs)
+        handover_s = settings.kafka_rebalance_timeout_ms / 1000 / 4
+        yield ProcessorKit(producer, publisher, tracker, loop, topics.jobs, handover_s)
     finally:
         await shielded(producer.stop())

@@ -11,83 +11,202 @@ from schema import Topics
 
 
 class Settings(BaseSettings):
+    """Every setting, with what it does (its `description`): `python -m runtime.settings`
+    writes .env.example and the README's configuration reference from these."""
+
     model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", frozen=True)
 
-    # Log (Kafka protocol). Unset: `jobline run` starts an embedded broker.
-    kafka_bootstrap_servers: str | None = None
-    # Redpanda supports the idempotent producer; the embedded broker does not (DESIGN.md §4).
-    kafka_idempotence: bool = True
-    topic_prefix: str = "jobline"
-    topic_partitions: int = Field(default=6, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
-    kafka_session_timeout_ms: int = 10_000
-    kafka_heartbeat_interval_ms: int = 3_000
-    kafka_rebalance_timeout_ms: int = 10_000
-    # A request to the API waits this long for the log to acknowledge an event, then gets a
-    # 503: never a hang while the broker is away.
-    kafka_publish_timeout_s: float = Field(default=5, gt=0)
+    # -- the log (Kafka protocol) --
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="The broker's host:port (a comma-separated list for several). Unset: "
+        "`jobline run` starts the embedded broker; the other commands need it.",
+    )
+    kafka_idempotence: bool = Field(
+        default=True,
+        description="Use the idempotent producer (no duplicate appends on a producer's "
+        "retries). Redpanda and Kafka have it; the embedded broker does not (`jobline run` "
+        "turns it off for it).",
+    )
+    topic_prefix: str = Field(
+        default="jobline",
+        description="Topics are `<prefix>.jobs` and `<prefix>.jobs.dead-letters`; consumer "
+        "groups `<prefix>.<component>`.",
+    )
+    topic_partitions: int = Field(
+        default=6,
+        ge=1,
+        description="Partitions of the topics when jobline creates them: the most instances "
+        "of one processor that share the work.",
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of the topics when jobline creates them."
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        description="A group member silent this long is taken for dead: its partitions go "
+        "to the others.",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=3_000, description="How often a group member tells the broker it is alive."
+    )
+    kafka_rebalance_timeout_ms: int = Field(
+        default=10_000,
+        description="How long the members of a group get to hand partitions over.",
+    )
+    kafka_publish_timeout_s: float = Field(
+        default=5,
+        gt=0,
+        description="A request to the API waits this long for the log to acknowledge an "
+        "event, then gets a 503: never a hang while the broker is away.",
+    )
 
-    # Store (Mongo wire protocol). Unset: `jobline run` starts an embedded store.
-    mongodb_uri: str | None = None
-    mongodb_database: str = "jobline"
-    # Every store operation (server selection included) gives up after this: a request to the
-    # API gets a 503 in bounded time when the store is down, never a hang.
-    mongodb_timeout_ms: int = Field(default=3000, gt=0)
+    # -- the store (Mongo wire protocol) --
+    mongodb_uri: str | None = Field(
+        default=None,
+        description="A MongoDB replica set's URI (change streams need one; a single node "
+        "will do). Unset: `jobline run` starts the embedded store; the other commands need it.",
+    )
+    mongodb_database: str = Field(default="jobline", description="The database jobline uses.")
+    mongodb_timeout_ms: int = Field(
+        default=3000,
+        gt=0,
+        description="Every store operation gives up after this: a request to the API gets "
+        "a 503 in bounded time while the store is down.",
+    )
 
-    # The API holds this many of the newest jobs in memory, kept current by the change
-    # stream, and serves the board's reads from them (api/board.py).
-    board_jobs: int = Field(default=20_000, ge=1)
-    # Changes waiting for one live subscriber (WebSocket or SSE); one that falls this far
-    # behind is ended with an error saying so, instead of slowing the others down.
-    subscriber_queue: int = Field(default=256, ge=1)
-    # Job creations per client address (both faces; a batch takes one per job): a sustained
-    # rate and a burst. Over it: 429 with Retry-After. A rate of 0: no limit.
-    create_rate_per_s: float = Field(default=20, ge=0)
-    create_burst: int = Field(default=200, ge=1)
-    # Set: every change (REST POSTs, GraphQL mutations and subscriptions) needs
-    # `Authorization: Bearer <token>`; reads stay open. Unset: no token needed.
-    api_token: SecretStr | None = None
-    # Origins allowed to call the API from a browser (CORS); empty: none but the page's own.
-    cors_origins: list[str] = []
+    # -- the API --
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where the serving commands listen (`--host` overrides): the API, or a "
+        "processor's /healthz, /readyz and /metrics.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        description="Their port (`--port` overrides; 0: any free one). In a container every "
+        "component can take 8000; on one machine give each its own.",
+    )
+    board_jobs: int = Field(
+        default=20_000,
+        ge=1,
+        description="The newest jobs each API holds in memory, kept current by the change "
+        "stream, to serve the page's reads.",
+    )
+    subscriber_queue: int = Field(
+        default=256,
+        ge=1,
+        description="Changes waiting for one live subscriber (WebSocket or SSE); one that "
+        "falls this far behind is ended with an error saying so.",
+    )
+    create_rate_per_s: float = Field(
+        default=20,
+        ge=0,
+        description="Job creations per client address and second, both faces (a batch takes "
+        "one per job); over it: 429 with Retry-After (RATE_LIMITED on GraphQL). 0: no limit.",
+    )
+    create_burst: int = Field(
+        default=200, ge=1, description="Creations a client may make at once above that rate."
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Set: every change (REST POSTs, GraphQL mutations and subscriptions) "
+        "needs `Authorization: Bearer <token>` (a WebSocket sends it in its connection_init "
+        "payload); reads stay open; the page asks for it once.",
+    )
+    cors_origins: list[str] = Field(
+        default=[],
+        description="Origins allowed to call the API from a browser (CORS), as JSON: "
+        '["https://example.com"]. Empty: only the page\'s own.',
+    )
+    ready_max_lag: int = Field(
+        default=10_000,
+        ge=0,
+        description="/readyz says unready while the read model is more than this many "
+        "events behind the log.",
+    )
 
-    # Delay of a job: uniform over min..max in steps (fractions allowed, for tests).
-    delay_min_s: float = Field(default=5, ge=0)
-    delay_max_s: float = Field(default=300, ge=0)
-    delay_step_s: float = Field(default=5, gt=0)
+    # -- jobs --
+    delay_min_s: float = Field(
+        default=5, ge=0, description="A job's shortest wait, in seconds (fractions allowed)."
+    )
+    delay_max_s: float = Field(default=300, ge=0, description="Its longest wait.")
+    delay_step_s: float = Field(
+        default=5, gt=0, description="Waits are drawn uniformly from min..max in these steps."
+    )
 
-    # Unsplash. No key: `jobline run` starts the local stand-in and points the fetcher at it.
-    unsplash_access_key: SecretStr | None = None
-    unsplash_base_url: str = "https://api.unsplash.com"
-    unsplash_query: str = "food"
-    unsplash_timeout_s: float = Field(default=10, gt=0)
-    # Keep this many requests of the hourly allowance in reserve; below it, wait.
-    # Unsplash's allowance is per hour; the fetchers share one account of it in the store.
-    unsplash_window_s: float = Field(default=3600, gt=0)
-    unsplash_ratelimit_reserve: int = Field(default=1, ge=0)
-    unsplash_ratelimit_pause_s: float = Field(default=60, gt=0)
-    fetch_max_attempts: int = Field(default=4, ge=1)
-    fetch_backoff_s: float = Field(default=0.5, ge=0)
-    fetch_backoff_cap_s: float = Field(default=30, ge=0)
-    fetch_concurrency: int = Field(default=8, ge=1)
-    # The local stand-in's hourly allowance: Unsplash's for a production app. Benchmarks lift it.
-    stand_in_hourly_limit: int = Field(default=5000, ge=0)
-    #: Name sent to Unsplash in referral links (utm_source), per its guidelines.
-    app_name: str = "jobline"
+    # -- Unsplash --
+    unsplash_access_key: SecretStr | None = Field(
+        default=None,
+        description="Your Unsplash app's Access Key (kept server-side). Unset: `jobline "
+        "run` starts the local stand-in and fetches from it.",
+    )
+    unsplash_base_url: str = Field(
+        default="https://api.unsplash.com", description="The Unsplash API's address."
+    )
+    unsplash_query: str = Field(default="food", description="What the photos are of.")
+    unsplash_timeout_s: float = Field(
+        default=10, gt=0, description="One request to Unsplash gives up after this."
+    )
+    unsplash_window_s: float = Field(
+        default=3600,
+        gt=0,
+        description="Unsplash's allowance window (an hour); the fetchers share one account "
+        "of it in the store and pace their requests over it.",
+    )
+    unsplash_ratelimit_reserve: int = Field(
+        default=1,
+        ge=0,
+        description="Requests of the allowance kept in reserve; below it, fetches wait.",
+    )
+    unsplash_ratelimit_pause_s: float = Field(
+        default=60,
+        gt=0,
+        description="How long a fetch waits after a rate-limit answer when the allowance's "
+        "end is not known.",
+    )
+    fetch_max_attempts: int = Field(
+        default=4,
+        ge=1,
+        description="Attempts of a fetch that times out or gets a 5xx before its job fails "
+        "(a rate limit never counts).",
+    )
+    fetch_backoff_s: float = Field(
+        default=0.5, ge=0, description="First pause between attempts (exponential, jittered)."
+    )
+    fetch_backoff_cap_s: float = Field(
+        default=30, ge=0, description="Longest pause between attempts."
+    )
+    fetch_concurrency: int = Field(
+        default=8, ge=1, description="Requests to Unsplash one fetcher has under way at once."
+    )
+    app_name: str = Field(
+        default="jobline",
+        description="The name in Unsplash referral links (utm_source), per its guidelines.",
+    )
+    stand_in_hourly_limit: int = Field(
+        default=5000,
+        ge=0,
+        description="The local stand-in's hourly allowance (Unsplash's for a production "
+        "app); benchmarks lift it.",
+    )
 
-    # Where the serving commands listen (`--host` / `--port` override): `jobline run` and
-    # `jobline api` serve the API there; each processor serves its /healthz, /readyz and
-    # /metrics there (in a container every one can take 8000; on one machine give each its own).
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    # /readyz says unready while the read model is more than this many events behind the log.
-    ready_max_lag: int = Field(default=10_000, ge=0)
-    # At start-up, how long to wait for the broker and the store to answer before giving up
-    # with a message saying which setting to check.
-    startup_wait_s: float = Field(default=30, gt=0)
-
-    # Where `jobline run` keeps the embedded store's data.
-    data_dir: Path = Path(".jobline")
-    log_level: str = "INFO"
+    # -- running --
+    startup_wait_s: float = Field(
+        default=30,
+        gt=0,
+        description="At start, how long to wait for the broker and the store before giving "
+        "up with a message naming the setting to check.",
+    )
+    data_dir: Path = Field(
+        default=Path(".jobline"),
+        description="Where `jobline run` keeps the embedded store's data and the logs of "
+        "its children.",
+    )
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs are JSON lines."
+    )
 
     @model_validator(mode="after")
     def _delay_range(self) -> Settings:

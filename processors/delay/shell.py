@@ -35,8 +35,7 @@ from schema import JobCancelled, Scheduling
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 1.0
 RETRY_S = 1.0
-#: How long a hand-over of partitions waits for JobDues being appended (within the
-#: group's rebalance timeout).
+#: How long a hand-over of partitions waits for JobDues being appended, by default.
 HANDOVER_WAIT_S = 1.5
 
 
@@ -48,12 +47,15 @@ class DelayHandler:
         topic: str,
         now: Callable[[], datetime],
         caught_up: Callable[[int], bool],
+        *,
+        handover_s: float = HANDOVER_WAIT_S,
     ) -> None:
         self._publisher = publisher
         self._tracker = tracker
         self._topic = topic
         self._now = now
         self._caught_up = caught_up
+        self._handover_s = handover_s
         self._pending: dict[str, Consumed] = {}
         self._heap: list[tuple[datetime, str]] = []
         self._wake = asyncio.Event()
@@ -93,7 +95,7 @@ class DelayHandler:
         self._leaving |= partitions
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HANDOVER_WAIT_S):
+                async with asyncio.timeout(self._handover_s):
                     await self._idle.wait()
             for job_id, item in list(self._pending.items()):
                 if item.partition in partitions:
@@ -168,5 +170,12 @@ def _wait(item: Consumed) -> Scheduling:
 async def run(settings: Settings, durability: Durability | None = None, *, name: str) -> None:
     """The delay processor, until cancelled, as consumer group `<prefix>.<name>`."""
     async with processor_kit(settings, name, durability) as kit:
-        handler = DelayHandler(kit.publisher, kit.tracker, kit.topic, utc_now, kit.loop.caught_up)
+        handler = DelayHandler(
+            kit.publisher,
+            kit.tracker,
+            kit.topic,
+            utc_now,
+            kit.loop.caught_up,
+            handover_s=kit.handover_s,
+        )
         await run_together(kit.loop.run(handler), handler.run_timers())

@@ -33,8 +33,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0
 MAX_IN_FLIGHT = 1000  # due jobs taken over and not yet settled; the consumer waits beyond
 MAX_BATCH = 500  # outcomes per group commit
-#: How long a hand-over of partitions waits for their fetches under way (within the group's
-#: rebalance timeout).
+#: How long a hand-over of partitions waits for their fetches under way, by default.
 HANDOVER_WAIT_S = 1.5
 T = TypeVar("T")
 
@@ -64,6 +63,7 @@ class FetchHandler:
         downloads: Downloads,
         now: Callable[[], datetime],
         max_in_flight: int = MAX_IN_FLIGHT,
+        handover_s: float = HANDOVER_WAIT_S,
     ) -> None:
         self._publisher = publisher
         self._tracker = tracker
@@ -72,6 +72,7 @@ class FetchHandler:
         self._outcomes = outcomes
         self._downloads = downloads
         self._now = now
+        self._handover_s = handover_s
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
         self._tasks: dict[asyncio.Task[None], int] = {}  # settling, with their partition
         self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
@@ -131,7 +132,7 @@ class FetchHandler:
         after the hand-over; its claimed outcome makes the next owner's copy harmless."""
         leaving = [task for task, partition in self._tasks.items() if partition in partitions]
         if leaving:
-            await asyncio.wait(leaving, timeout=HANDOVER_WAIT_S)
+            await asyncio.wait(leaving, timeout=self._handover_s)
 
     async def run(self) -> None:
         await run_together(self.commits.run(), self._downloads.run(), self._photos.run())
@@ -243,6 +244,7 @@ async def run(settings: Settings, durability: Durability | None = None, *, name:
                 outcomes=ClaimStore(db["fetch_outcomes"]),
                 downloads=Downloads(db["download_events"], unsplash),
                 now=utc_now,
+                handover_s=kit.handover_s,
             )
             try:
                 await run_together(kit.loop.run(handler), handler.run())

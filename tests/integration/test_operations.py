@@ -115,7 +115,7 @@ async def test_metrics_and_status_after_a_known_workload(
     lines = said.stdout.splitlines()
     for group in groups:  # one member each (this test's processors), nothing behind
         (line,) = [line for line in lines if line.startswith(group + " ")]
-        assert line.split()[1:3] == ["1", "0"], line
+        assert line.split()[1:4] == ["Stable", "1", "0"], line
     assert "read model: 0 events behind the log" in lines
     assert f"dead letters: 3 records in {system.settings.topics.dead_letters}" in lines
     assert "jobs: 0 pending, 0 processing, 2 resolved, 1 failed, 1 cancelled" in lines
