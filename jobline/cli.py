@@ -28,6 +28,8 @@ from standin import StandIn
 from standin import create_app as create_stand_in
 
 STAND_IN_PORT = 8010
+#: Commands that read the log and append nothing: no producer, whatever its settings.
+READ_ONLY = ("replay", "status")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +97,7 @@ async def _command(args: argparse.Namespace, settings: Settings) -> int:
                 settings,
                 broker=not embedded or bool(settings.kafka_bootstrap_servers),
                 store=not embedded or bool(settings.mongodb_uri),
+                produces=args.command not in READ_ONLY,
             )
         return await _dispatch(args, settings)
     except StartupError as error:

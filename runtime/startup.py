@@ -22,15 +22,18 @@ class StartupError(Exception):
     """What stops a component from starting, said in one line a person can act on."""
 
 
-async def preflight(settings: Settings, *, broker: bool = True, store: bool = True) -> None:
-    """Raise StartupError unless the configured broker and store can serve jobline."""
+async def preflight(
+    settings: Settings, *, broker: bool = True, store: bool = True, produces: bool = True
+) -> None:
+    """Raise StartupError unless the configured broker and store can serve jobline (and,
+    for a command that `produces`, the broker the producer it is configured for)."""
     if broker:
-        await check_broker(settings)
+        await check_broker(settings, produces=produces)
     if store:
         await check_store(settings)
 
 
-async def check_broker(settings: Settings) -> None:
+async def check_broker(settings: Settings, *, produces: bool = True) -> None:
     servers = settings.kafka_bootstrap_servers
     if not servers:
         raise StartupError(
@@ -47,7 +50,7 @@ async def check_broker(settings: Settings) -> None:
             "JOBLINE_KAFKA_BOOTSTRAP_SERVERS"
         ) from None
     await shielded(admin.close())
-    if settings.kafka_idempotence:
+    if produces and settings.kafka_idempotence:
         await _check_idempotence(servers, wait_s)
 
 

@@ -42,6 +42,27 @@ hypothesis.settings.register_profile(
 hypothesis.settings.load_profile("jobline")
 
 
+#: Tests that run whole deployments (`jobline run`, a process per component, the benchmark
+#: suite, a fuzzer) and keep both cores busy. Under `./dev test` (pytest-xdist, a worker per
+#: core) they run one after another on one worker, beside the light tests but never beside
+#: each other: two at once on a 2-core machine slow each past its bounds.
+HEAVY = {
+    "tests/e2e/test_bench_smoke.py",
+    "tests/e2e/test_run_command.py",
+    "tests/e2e/test_store_kill.py",
+    "tests/e2e/test_topology.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_fuzz.py",
+    "tests/integration/test_store_durability.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::")[0] in HEAVY:
+            item.add_marker(pytest.mark.xdist_group("heavy"))
+
+
 def _start_child(child: Child, port: int) -> Child:
     child.start()
     asyncio.run(child.wait_port("127.0.0.1", port))
