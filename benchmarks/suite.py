@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import timers
 from loadclient import Load, read_response, request_bytes, run_load
 from pymongo import AsyncMongoClient
 from running import ROOT, start, stop, wait_until_up
@@ -637,11 +638,11 @@ async def _growth(base_url: str, pid: int, size: Size, feed: Feed, report: dict[
 # -- the table --------------------------------------------------------------------------
 
 
+TABLE_HEAD = ["| benchmark | baseline (same run) | jobline | ratio |", "|---|---|---|---|"]
+
+
 def table(report: dict[str, Any]) -> str:
-    rows = [
-        "| benchmark | baseline (same run) | jobline | ratio |",
-        "|---|---|---|---|",
-    ]
+    rows = list(TABLE_HEAD)
     if "intake" in report:
         rows += _intake_rows(report)
     if "pipeline" in report:
@@ -736,16 +737,34 @@ def _row(name: str, baseline: float | None, figure: float | None, of: str) -> st
     return f"| {name} | {baseline} | {figure} | {ratio} |"
 
 
+#: The suite's benchmarks: each its own subcommand, report and table rows.
+BENCHMARKS = ("load", "timers")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "benchmark",
+        nargs="?",
+        choices=BENCHMARKS,
+        default="load",
+        help="load (intake, growth, reads, pipeline: the default), or timers",
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--json", type=Path, help="where to write the report (default: print)")
     parser.add_argument(
-        "--only", choices=PHASES, action="append", help="run this phase (repeatable; default: all)"
+        "--only",
+        choices=PHASES,
+        action="append",
+        help="load: run this phase (repeatable; default: all)",
     )
     args = parser.parse_args()
-    report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
-    report["table"] = table(report)
+    if args.benchmark == "timers":
+        report = asyncio.run(timers.run_timers(args.size))
+        report["table"] = "\n".join([*TABLE_HEAD, *timers.rows(report)])
+    else:
+        report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
+        report["table"] = table(report)
     print()
     print(report["table"])
     if args.json:

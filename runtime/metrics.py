@@ -23,6 +23,10 @@ DUE_LATENESS = Histogram(
     "How long after its due time each JobDue was appended (the delay processor's timers).",
     buckets=LATENCY_BUCKETS,
 )
+TIMERS_PENDING = Gauge(
+    "jobline_timers_pending",
+    "Timers the delay processor holds armed (jobs waiting for their due time).",
+)
 UNSPLASH_SECONDS = Histogram(
     "jobline_unsplash_request_seconds",
     "Unsplash requests (GET /photos/random), by how they ended: the HTTP status, or 'unreachable'.",

@@ -43,9 +43,10 @@ hypothesis.settings.load_profile("jobline")
 
 
 #: Tests that run whole deployments (`jobline run`, a process per component, the benchmark
-#: suite, a fuzzer) and keep both cores busy. Under `./dev test` (pytest-xdist, a worker per
-#: core) they run one after another on one worker, beside the light tests but never beside
-#: each other: two at once on a 2-core machine slow each past its bounds.
+#: suite, a fuzzer) and keep both cores busy: marked `heavy`. `./dev test` runs the others on
+#: a worker per core (pytest-xdist), then these alone, one after another: beside other tests
+#: on a 2-core machine they were slowed past their bounds (a `jobline run` whose store was
+#: killed took over 180 s to stop, where alone it takes 7-11 s, 2 CPU burners or not).
 HEAVY = {
     "tests/e2e/test_bench_smoke.py",
     "tests/e2e/test_run_command.py",
@@ -60,7 +61,7 @@ HEAVY = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.split("::")[0] in HEAVY:
-            item.add_marker(pytest.mark.xdist_group("heavy"))
+            item.add_marker(pytest.mark.heavy)
 
 
 def _start_child(child: Child, port: int) -> Child:

@@ -26,7 +26,7 @@ from processors.delay.core import is_due, job_due, seconds_until_due
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
 from runtime.eventlog import Durability, EventPublisher
-from runtime.metrics import DUE_LATENESS
+from runtime.metrics import DUE_LATENESS, TIMERS_PENDING
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -66,6 +66,7 @@ class DelayHandler:
     async def handle(self, batch: list[Consumed]) -> None:
         for item in batch:
             self._take(item)
+        TIMERS_PENDING.set(len(self._pending))
         self._wake.set()
 
     def _take(self, item: Consumed) -> None:
@@ -100,6 +101,7 @@ class DelayHandler:
             for job_id, item in list(self._pending.items()):
                 if item.partition in partitions:
                     del self._pending[job_id]
+            TIMERS_PENDING.set(len(self._pending))
         finally:
             self._leaving -= partitions
 
@@ -159,6 +161,7 @@ class DelayHandler:
             self._tracker.release(item.partition, item.offset)
             DUE_LATENESS.observe((appended - _wait(item).due_at).total_seconds())
             log.info("job due", extra=item.log_fields(self._topic))
+        TIMERS_PENDING.set(len(self._pending))
         self._idle.set()
 
 
