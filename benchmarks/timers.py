@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,17 @@ class TimerSize:
     lead_s: float  # from the start of the appends to the first due time
     spread_s: float  # due times spread evenly over this
     grace_s: float  # after the last due time, for the last JobDues to land
+    env: dict[str, str] = field(default_factory=dict)  # JOBLINE_* for the delay processor
 
 
+#: Group joins in about a second (DESIGN.md §4): the smoke run is about working, not figures.
+FAST_GROUPS = {
+    "JOBLINE_KAFKA_SESSION_TIMEOUT_MS": "2000",
+    "JOBLINE_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+    "JOBLINE_KAFKA_REBALANCE_TIMEOUT_MS": "2000",
+}
 SIZES = {
-    "smoke": TimerSize(jobs=2_000, lead_s=8, spread_s=12, grace_s=10),
+    "smoke": TimerSize(jobs=2_000, lead_s=8, spread_s=12, grace_s=10, env=FAST_GROUPS),
     "default": TimerSize(jobs=20_000, lead_s=15, spread_s=60, grace_s=15),
     "full": TimerSize(jobs=100_000, lead_s=30, spread_s=180, grace_s=20),
 }
@@ -102,12 +109,14 @@ class DelayProcess:
             await asyncio.sleep(0.2)
         await asyncio.sleep(2)
 
-    async def metric(self, http: httpx.AsyncClient, name: str) -> float | None:
+    async def metrics(self, http: httpx.AsyncClient) -> str:
         try:
-            text = (await http.get(f"http://127.0.0.1:{self.port}/metrics")).text
+            return (await http.get(f"http://127.0.0.1:{self.port}/metrics")).text
         except httpx.TransportError:
-            return None
-        for line in text.splitlines():
+            return ""
+
+    async def metric(self, http: httpx.AsyncClient, name: str) -> float | None:
+        for line in (await self.metrics(http)).splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
@@ -196,12 +205,16 @@ async def run_timers(size_name: str) -> dict[str, Any]:
             kafka_idempotence=False,
             mongodb_uri=f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")} | {
-            "JOBLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "JOBLINE_KAFKA_IDEMPOTENCE": "false",
-            "JOBLINE_MONGODB_URI": settings.store_uri,
-            "JOBLINE_LOG_LEVEL": "WARNING",
-        }
+        env = (
+            {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+            | {
+                "JOBLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+                "JOBLINE_KAFKA_IDEMPOTENCE": "false",
+                "JOBLINE_MONGODB_URI": settings.store_uri,
+                "JOBLINE_LOG_LEVEL": "WARNING",
+            }
+            | size.env
+        )
         try:
             await ensure_topics(settings)
             await _measure(settings, size, DelayProcess(env, data / "delay.log"), report)
@@ -267,6 +280,11 @@ async def _restart(
     restarted_at = datetime.now(UTC)
     expected = _due_after(first_due, size, restarted_at)
     delay.start()
+    while True:  # until it holds partitions (it measures their lag)
+        if "jobline_consumer_lag{" in await delay.metrics(http):
+            break
+        await asyncio.sleep(0.05)
+    report["join_s"] = round(time.monotonic() - delay.started, 2)
     while True:
         pending = await delay.metric(http, "jobline_timers_pending")
         fired = await delay.metric(http, "jobline_due_lateness_seconds_count")
@@ -318,6 +336,7 @@ def rows(report: dict[str, Any]) -> list[str]:
         f"| delay processor RSS, idle → {jobs:,} pending (MiB) | target ≤ {TARGET_RSS_MIB} | "
         f"{report['rss_mib']['idle']} → {report['rss_mib']['peak']} | "
         f"{report['bytes_per_pending_timer']} B per timer |",
-        f"| re-arm after a restart (s), {report['rearmed_timers']:,} timers | | "
-        f"{report['rearm_s']} | stop took {report['stop_s']} s |",
+        f"| restart: stop / join the group / every timer re-armed (s), "
+        f"{report['rearmed_timers']:,} timers | | {report['stop_s']} / {report['join_s']} / "
+        f"{report['rearm_s']} | |",
     ]

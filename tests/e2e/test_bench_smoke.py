@@ -54,3 +54,35 @@ def test_the_benchmark_suite_runs_and_reports_every_figure(tmp_path: Path) -> No
         "store (SecantusDB)",
     }
     assert "| POST /jobs, 50 clients: req/s |" in report["table"]
+
+
+@pytest.mark.timeout(300)
+def test_the_timers_benchmark_runs_and_no_timer_is_lost_early_or_doubled(tmp_path: Path) -> None:
+    report_path = tmp_path / "timers.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/suite.py",
+            "timers",
+            "--size",
+            "smoke",
+            "--json",
+            str(report_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["lateness"]["all"]["jobs"] == report["parameters"]["jobs"]
+    assert (report["missing"], report["fired_twice"], report["lateness"]["all"]["early"]) == (
+        0,
+        0,
+        0,
+    )
+    assert report["rearmed_timers"] > 0
+    assert report["rss_mib"]["peak"] >= report["rss_mib"]["idle"] > 0
+    assert "| JobDue lateness p50 / p99 / max, steady (ms)" in report["table"]
