@@ -10,13 +10,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from jobline.children import broker, store
 from jobline.serving import free_port
+from runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
@@ -84,3 +87,38 @@ async def wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None
                 pass
             await asyncio.sleep(0.2)
     raise SystemExit(f"jobline run was not up within {START_TIMEOUT_S} s")
+
+
+@asynccontextmanager
+async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Settings]:
+    """The embedded broker and store as child processes on free ports (stopped on exit),
+    and settings that point at them (plus `settings`)."""
+    broker_port, store_port = free_port(), free_port()
+    children = [broker(broker_port, data_dir), store(store_port, data_dir)]
+    try:
+        for child, port in zip(children, (broker_port, store_port), strict=True):
+            child.start()
+            await child.wait_port("127.0.0.1", port)
+        yield Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            kafka_bootstrap_servers=f"127.0.0.1:{broker_port}",
+            kafka_idempotence=False,
+            mongodb_uri=f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
+            **settings,
+        )
+    finally:
+        for child in reversed(children):
+            await child.stop()
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment without JOBLINE_* variables, and those that point a
+    jobline command at `settings`' broker and store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    return env | {
+        "JOBLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "JOBLINE_KAFKA_IDEMPOTENCE": "false",
+        "JOBLINE_MONGODB_URI": settings.store_uri,
+        "JOBLINE_LOG_LEVEL": "WARNING",
+        **extra,
+    }

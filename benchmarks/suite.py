@@ -33,13 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import replay
 import timers
 from loadclient import Load, read_response, request_bytes, run_load
 from pymongo import AsyncMongoClient
@@ -737,8 +738,12 @@ def _row(name: str, baseline: float | None, figure: float | None, of: str) -> st
     return f"| {name} | {baseline} | {figure} | {ratio} |"
 
 
-#: The suite's benchmarks: each its own subcommand, report and table rows.
-BENCHMARKS = ("load", "timers")
+Benchmark = Callable[[str], Coroutine[Any, Any, dict[str, Any]]]
+#: The suite's other benchmarks, each its own subcommand: how to run it, its table rows.
+BENCHMARKS: dict[str, tuple[Benchmark, Callable[..., list[str]]]] = {
+    "timers": (timers.run_timers, timers.rows),
+    "replay": (replay.run_replay, replay.rows),
+}
 
 
 def main() -> int:
@@ -746,9 +751,9 @@ def main() -> int:
     parser.add_argument(
         "benchmark",
         nargs="?",
-        choices=BENCHMARKS,
+        choices=("load", *BENCHMARKS),
         default="load",
-        help="load (intake, growth, reads, pipeline: the default), or timers",
+        help="load (intake, growth, reads, pipeline: the default), timers or replay",
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--json", type=Path, help="where to write the report (default: print)")
@@ -759,9 +764,10 @@ def main() -> int:
         help="load: run this phase (repeatable; default: all)",
     )
     args = parser.parse_args()
-    if args.benchmark == "timers":
-        report = asyncio.run(timers.run_timers(args.size))
-        report["table"] = "\n".join([*TABLE_HEAD, *timers.rows(report)])
+    if args.benchmark in BENCHMARKS:
+        measure, rows = BENCHMARKS[args.benchmark]
+        report = asyncio.run(measure(args.size))
+        report["table"] = "\n".join([*TABLE_HEAD, *rows(report)])
     else:
         report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
         report["table"] = table(report)

@@ -13,7 +13,6 @@ JobDue, lateness = the time it was appended (its record's timestamp) minus its `
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -27,9 +26,8 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from running import ROOT
+from running import ROOT, embedded_backends, environment
 
-from jobline.children import Child, broker, store
 from jobline.serving import free_port
 from runtime.eventlog import ensure_topics
 from runtime.logreader import LogReader
@@ -193,34 +191,10 @@ async def run_timers(size_name: str) -> dict[str, Any]:
     size = SIZES[size_name]
     report: dict[str, Any] = {"size": size_name, "parameters": asdict(size)}
     with tempfile.TemporaryDirectory(prefix="jobline-timers-") as tmp:
-        data = Path(tmp)
-        broker_port, store_port = free_port(), free_port()
-        children: list[Child] = [broker(broker_port, data), store(store_port, data)]
-        for child, port in zip(children, (broker_port, store_port), strict=True):
-            child.start()
-            await child.wait_port("127.0.0.1", port)
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            kafka_bootstrap_servers=f"127.0.0.1:{broker_port}",
-            kafka_idempotence=False,
-            mongodb_uri=f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
-        )
-        env = (
-            {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-            | {
-                "JOBLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-                "JOBLINE_KAFKA_IDEMPOTENCE": "false",
-                "JOBLINE_MONGODB_URI": settings.store_uri,
-                "JOBLINE_LOG_LEVEL": "WARNING",
-            }
-            | size.env
-        )
-        try:
+        async with embedded_backends(Path(tmp)) as settings:
             await ensure_topics(settings)
-            await _measure(settings, size, DelayProcess(env, data / "delay.log"), report)
-        finally:
-            for child in reversed(children):
-                await child.stop()
+            delay = DelayProcess(environment(settings, **size.env), Path(tmp) / "delay.log")
+            await _measure(settings, size, delay, report)
     return report
 
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
 from projections.jobs.store import MongoJobViews, is_counts
+from projections.jobs.view import JobStatus, JobView, evolve
 from runtime.eventlog import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document, database, open_store
-from schema import PoisonRecord, decode
+from schema import Event, PoisonRecord, decode
 
 Progress = Callable[[int, int], None]
 MAX_REPORTED = 50
@@ -45,7 +47,7 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
             rebuilt = MongoJobViews(scratch)
             await rebuilt.ensure_indexes()
             reader = LogReader(settings, settings.topics.jobs)
-            await _apply(reader, rebuilt, result, progress)
+            await _rebuild(reader, rebuilt, result, progress)
             result.documents = await scratch.count_documents({"version": {"$exists": True}})
             if verify:
                 result.differences = await differences(db["jobs"], scratch)
@@ -72,18 +74,87 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
 async def _apply(
     reader: LogReader, views: MongoJobViews, result: ReplayResult, progress: Progress
 ) -> None:
+    """Every event from the reader, applied to the stored views (per batch)."""
     async for records in reader.batches():
-        events = []
-        for record in records:
-            if is_gap(record):
-                continue
-            try:
-                events.append(decode(record.value))
-            except PoisonRecord:
-                result.skipped += 1
+        events = _decoded(records, result)
         await views.apply(events)
         result.events += len(events)
         progress(reader.done, reader.total)
+
+
+async def _rebuild(
+    reader: LogReader, views: MongoJobViews, result: ReplayResult, progress: Progress
+) -> None:
+    """The whole log folded into a fresh collection, each job written once (as fast as the
+    store inserts, where applying batch by batch would write each job once per event)."""
+    fold = Fold()
+    async for records in reader.batches():
+        events = _decoded(records, result)
+        for event in events:
+            fold.take(event)
+        if len(fold.done) >= WRITE_BATCH:
+            await views.insert_folded(fold.take_done())
+        result.events += len(events)
+        progress(reader.done, reader.total)
+    await views.insert_folded([*fold.take_done(), *fold.take_open()])
+    await views.apply(fold.late)
+
+
+def _decoded(records: list[Any], result: ReplayResult) -> list[Event]:
+    events = []
+    for record in records:
+        if is_gap(record):
+            continue
+        try:
+            events.append(decode(record.value))
+        except PoisonRecord:
+            result.skipped += 1
+    return events
+
+
+#: Views written to a rebuild in one insert.
+WRITE_BATCH = 5000
+#: States no event moves a job out of: its view is final, and written at once.
+FINAL = frozenset({JobStatus.RESOLVED, JobStatus.CANCELLED})
+
+
+class Fold:
+    """Each job's events folded (`evolve`) in memory, in log order. A job in a final state
+    is done (written, then forgotten but for its version); the others stay until the end.
+    An event for a job already written that is newer than what was written (none, while
+    final states are final) is kept to be applied to the stored view afterwards."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, JobView] = {}
+        self.done: list[JobView] = []
+        self.written: dict[str, int] = {}  # job id -> the version written
+        self.late: list[Event] = []
+
+    def take(self, event: Event) -> None:
+        written = self.written.get(event.job_id)
+        if written is not None:
+            if event.version > written:
+                self.late.append(event)
+            return
+        view = evolve(self.open.get(event.job_id), event)
+        if view.version == 0:  # an event that makes no job of nothing
+            return
+        if view.status in FINAL:
+            self.open.pop(event.job_id, None)
+            self.done.append(view)
+            self.written[event.job_id] = view.version
+        else:
+            self.open[event.job_id] = view
+
+    def take_done(self) -> list[JobView]:
+        done, self.done = self.done, []
+        return done
+
+    def take_open(self) -> list[JobView]:
+        views = list(self.open.values())
+        self.written.update((view.id, view.version) for view in views)
+        self.open.clear()
+        return views
 
 
 async def differences(

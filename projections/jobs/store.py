@@ -164,8 +164,19 @@ class MongoJobViews:
                 raise StaleRead("a job changed while its batch was written")
         await self._count(session, delta, seqs)
 
+    async def insert_folded(self, views: Sequence[JobView]) -> None:
+        """Insert whole views, folded elsewhere, into a collection no one else writes (a
+        rebuild): one unordered insert, and their counts. Each job is written once."""
+        if not views:
+            return
+        await self.collection.insert_many(
+            [{**to_document(view), COUNTED: True} for view in views], ordered=False
+        )
+        seqs = [view.seq for view in views if view.seq is not None]
+        await self._count(None, Counter(view.status.value for view in views), seqs)
+
     async def _count(
-        self, session: AsyncClientSession, delta: Counter[str], seqs: Sequence[int]
+        self, session: AsyncClientSession | None, delta: Counter[str], seqs: Sequence[int]
     ) -> None:
         """Add a transaction's status changes, and the range of `seq` it wrote, to one of
         the count documents (a random one: concurrent writers rarely touch the same)."""
