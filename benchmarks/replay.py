@@ -197,15 +197,17 @@ async def jobline_replay(env: dict[str, str]) -> Replayed:
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
-    progress = []
+    progress, said = [], []
     async for raw in process.stderr:
         line = raw.decode()
         words = line.split()
         if len(words) >= 6 and words[1] == "events" and words[-3] == "ETA":
             done, total = (int(x) for x in words[0].split("/"))
             progress.append((time.monotonic() - began, done, total, float(words[-2])))
+        else:
+            said.append(line)
     out, _ = await process.communicate()
-    assert process.returncode == 0, out.decode()
+    assert process.returncode == 0, out.decode() + "".join(said[-80:])
     return Replayed(time.monotonic() - began, progress, out.decode())
 
 
@@ -297,7 +299,9 @@ async def _until_up(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
         while True:
             try:
-                if (await http.get("/readyz")).status_code == 200:
+                # /healthz: no projection runs here, so /readyz would say the read model
+                # lags the log (its group has committed nothing), though replay made it.
+                if (await http.get("/healthz")).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -9,21 +9,28 @@ it calls Unsplash zero times and appends no events.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from pymongo.asynchronous.collection import AsyncCollection
 
 from projections.jobs.store import MongoJobViews, is_counts
 from projections.jobs.view import JobStatus, JobView, evolve
+from runtime.aio import cancel_all
+from runtime.backoff import Retry
 from runtime.eventlog import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from runtime.store import Document, database, open_store
 from schema import Event, PoisonRecord, decode
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 MAX_REPORTED = 50
 
@@ -45,20 +52,27 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
         result = ReplayResult()
         try:
             rebuilt = MongoJobViews(scratch)
-            await rebuilt.ensure_indexes()
             reader = LogReader(settings, settings.topics.jobs)
-            await _rebuild(reader, rebuilt, result, progress)
-            result.documents = await scratch.count_documents({"version": {"$exists": True}})
+            result.documents = await _rebuild(reader, rebuilt, result, progress)
+            # Indexed once filled: one index build costs the store less than keeping two
+            # indexes up to date through every insert.
+            with pymongo.timeout(SWAP_TIMEOUT_S):
+                await rebuilt.ensure_indexes()
             if verify:
                 result.differences = await differences(db["jobs"], scratch)
                 return result
-            await client.admin.command(
-                {
-                    "renameCollection": f"{db.name}.{scratch.name}",
-                    "to": f"{db.name}.jobs",
-                    "dropTarget": True,
-                }
-            )
+            # Unbounded by JOBLINE_MONGODB_TIMEOUT_MS: dropping a large model and renaming
+            # the new one takes the store longer than a request may (measured: over 3 s at
+            # 25,000 jobs with the API reading), and a swap given up half-way would leave
+            # the rebuild to be done again.
+            with pymongo.timeout(SWAP_TIMEOUT_S):
+                await client.admin.command(
+                    {
+                        "renameCollection": f"{db.name}.{scratch.name}",
+                        "to": f"{db.name}.jobs",
+                        "dropTarget": True,
+                    }
+                )
             result.swapped = True
             await rebuilt.mark_current()
         finally:
@@ -84,20 +98,35 @@ async def _apply(
 
 async def _rebuild(
     reader: LogReader, views: MongoJobViews, result: ReplayResult, progress: Progress
-) -> None:
+) -> int:
     """The whole log folded into a fresh collection, each job written once (as fast as the
-    store inserts, where applying batch by batch would write each job once per event)."""
+    store inserts, where applying batch by batch would write each job once per event);
+    how many jobs it holds."""
     fold = Fold()
-    async for records in reader.batches():
-        events = _decoded(records, result)
-        for event in events:
-            fold.take(event)
-        if len(fold.done) >= WRITE_BATCH:
-            await views.insert_folded(fold.take_done())
-        result.events += len(events)
-        progress(reader.done, reader.total)
-    await views.insert_folded([*fold.take_done(), *fold.take_open()])
+    retry = Retry(log, "rebuild write failed; retrying")
+    # One write under way while the next events are read and folded: the store inserts on
+    # one core while this process decodes on the other.
+    writing: asyncio.Task[None] | None = None
+    try:
+        async for records in reader.batches():
+            events = _decoded(records, result)
+            for event in events:
+                fold.take(event)
+            if len(fold.done) >= WRITE_BATCH:
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(views.insert_folded(fold.take_done(), retry))
+            result.events += len(events)
+            progress(reader.done, reader.total)
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None:
+            await cancel_all(writing)
+    await views.insert_folded([*fold.take_done(), *fold.take_open()], retry)
+    await views.add_counts(fold.statuses, fold.seqs)
     await views.apply(fold.late)
+    return len(fold.written)
 
 
 def _decoded(records: list[Any], result: ReplayResult) -> list[Event]:
@@ -112,6 +141,8 @@ def _decoded(records: list[Any], result: ReplayResult) -> list[Event]:
     return events
 
 
+#: How long the swap (drop the old model, rename the new one) may take.
+SWAP_TIMEOUT_S = 600
 #: Views written to a rebuild in one insert.
 WRITE_BATCH = 5000
 #: States no event moves a job out of: its view is final, and written at once.
@@ -129,6 +160,8 @@ class Fold:
         self.done: list[JobView] = []
         self.written: dict[str, int] = {}  # job id -> the version written
         self.late: list[Event] = []
+        self.statuses: Counter[str] = Counter()  # of the views taken to be written
+        self.seqs: list[int] = []  # the lowest and highest seq of those views
 
     def take(self, event: Event) -> None:
         written = self.written.get(event.job_id)
@@ -148,13 +181,20 @@ class Fold:
 
     def take_done(self) -> list[JobView]:
         done, self.done = self.done, []
+        self._counted(done)
         return done
 
     def take_open(self) -> list[JobView]:
         views = list(self.open.values())
         self.written.update((view.id, view.version) for view in views)
         self.open.clear()
+        self._counted(views)
         return views
+
+    def _counted(self, views: list[JobView]) -> None:
+        self.statuses.update(view.status.value for view in views)
+        seqs = [*self.seqs, *(view.seq for view in views if view.seq is not None)]
+        self.seqs = [min(seqs), max(seqs)] if seqs else []
 
 
 async def differences(

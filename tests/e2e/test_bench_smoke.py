@@ -86,3 +86,34 @@ def test_the_timers_benchmark_runs_and_no_timer_is_lost_early_or_doubled(tmp_pat
     assert report["rearmed_timers"] > 0
     assert report["rss_mib"]["peak"] >= report["rss_mib"]["idle"] > 0
     assert "| JobDue lateness p50 / p99 / max, steady (ms)" in report["table"]
+
+
+@pytest.mark.timeout(300)
+def test_the_replay_benchmark_runs_and_the_api_reads_throughout(tmp_path: Path) -> None:
+    report_path = tmp_path / "replay.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/suite.py",
+            "replay",
+            "--size",
+            "smoke",
+            "--json",
+            str(report_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["events"] > report["jobs"] == 2_000
+    assert report["output"][-1] == "swapped the rebuilt model in"
+    assert f"rebuilt {report['jobs']} jobs from {report['events']} events" in report["output"][0]
+    reads = report["reads_during_replay"]
+    assert reads.get("200", 0) > 0
+    assert set(reads) == {"200"}, reads  # no read failed during the replay or the swap
+    assert report["insert_many_docs_per_s"] > 0
+    assert report["events_per_s"] > 0

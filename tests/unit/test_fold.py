@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -59,3 +60,6 @@ def test_the_fold_writes_each_job_once_and_equals_folding_every_event(
     assert sorted(view.id for view in written) == sorted(expected)  # once each
     assert {view.id: view for view in written} == expected
     assert fold.late == []  # final states are final: nothing newer follows them
+    assert fold.statuses == Counter(view.status.value for view in expected.values())
+    seqs = [view.seq for view in expected.values() if view.seq is not None]
+    assert fold.seqs == [min(seqs), max(seqs)]
