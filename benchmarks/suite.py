@@ -1,8 +1,12 @@
 """The benchmark suite: intake, growth, keeping up and reads at size, each beside its baseline
 measured in the same run. Prints a table and writes a JSON report. Asserts no timing.
 
-    .venv/bin/python benchmarks/suite.py [--size smoke|default|full] [--json PATH]
+    .venv/bin/python benchmarks/suite.py [load] [--size smoke|default|full] [--json PATH]
                                          [--only intake|pipeline|growth ...]
+    .venv/bin/python benchmarks/suite.py timers|replay [--size ...] [--json PATH]
+
+`timers` and `replay` are their own benchmarks (benchmarks/timers.py, benchmarks/replay.py);
+what follows is `load`, the default.
 
 It starts what it needs on free loopback ports and stops it: a bare FastAPI app (the ceiling
 of one uvicorn worker here, the intake baseline), then `jobline run` on the embedded default

@@ -128,7 +128,10 @@ async def _component(args: argparse.Namespace, settings: Settings) -> int:
     async with readiness_of(settings, name, projection_group=projection) as readiness:
         server = AppServer(ops_app(readiness), args.host, args.port)
         await server.start()
-        print(f"{name} serving /healthz, /readyz, /metrics on http://{args.host}:{server.port}")
+        print(
+            f"{name} serving /healthz, /readyz, /metrics on http://{args.host}:{server.port}",
+            flush=True,
+        )
         try:
             await COMPONENTS[name].run(settings)
         finally:
