@@ -58,6 +58,9 @@ _POSITION = re.compile(r"[0-9A-Fa-f]{2,2000}")
 
 
 class SubscriberTooSlow(Exception):
+    #: As both faces label it (GraphQL's `extensions.code`, an SSE error event's `code`).
+    code = "SUBSCRIBER_TOO_SLOW"
+
     def __init__(self) -> None:
         super().__init__("updates came faster than this subscriber read them; resubscribe")
 

@@ -354,10 +354,8 @@ def error_code(error: GraphQLError) -> str:
     one fits (so generic clients and tools tell a caller's mistake from a failure), ours
     for the rest."""
     original = error.original_error
-    if isinstance(original, CallerError):
+    if isinstance(original, CallerError | SubscriberTooSlow):
         return original.code
-    if isinstance(original, SubscriberTooSlow):
-        return "SUBSCRIBER_TOO_SLOW"
     if isinstance(original, Saturated):
         return "SERVICE_UNAVAILABLE"
     if error.message.startswith("Syntax Error"):

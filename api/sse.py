@@ -146,9 +146,9 @@ class Stream(StreamingResponse):
 
 
 def _error(detail: str, error: Exception | None) -> str:
-    code = error.code if isinstance(error, CallerError) else "SERVICE_UNAVAILABLE"
-    if isinstance(error, SubscriberTooSlow):
-        code = "SUBSCRIBER_TOO_SLOW"
+    code = (
+        error.code if isinstance(error, CallerError | SubscriberTooSlow) else "SERVICE_UNAVAILABLE"
+    )
     return f"event: error\ndata: {json.dumps({'detail': detail, 'code': code})}\n\n"
 
 

@@ -216,13 +216,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 async def run_together(*coros: Any) -> None:
     """Run a processor's tasks; when one ends or fails, cancel the others and re-raise.
 
-    Stopped one after the other, in the order given: a consume loop first, which hands its
-    partitions over while the tasks after it (which settle the work under way) still run."""
+    The first is stopped first: a consume loop, which hands its partitions over while the
+    others (which settle the work under way) still run; then the others, all at once."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
     finally:
-        for task in tasks:
-            await cancel_all(task)
+        await cancel_all(tasks[0])
+        await cancel_all(*tasks[1:])

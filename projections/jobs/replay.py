@@ -54,13 +54,13 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
             rebuilt = MongoJobViews(scratch)
             reader = LogReader(settings, settings.topics.jobs)
             result.documents = await _rebuild(reader, rebuilt, result, progress)
+            if verify:
+                result.differences = await differences(db["jobs"], scratch)
+                return result
             # Indexed once filled: one index build costs the store less than keeping two
             # indexes up to date through every insert.
             with pymongo.timeout(SWAP_TIMEOUT_S):
                 await rebuilt.ensure_indexes()
-            if verify:
-                result.differences = await differences(db["jobs"], scratch)
-                return result
             # Unbounded by JOBLINE_MONGODB_TIMEOUT_MS: dropping a large model and renaming
             # the new one takes the store longer than a request may (measured: over 3 s at
             # 25,000 jobs with the API reading), and a swap given up half-way would leave
