@@ -44,9 +44,8 @@ hypothesis.settings.load_profile("jobline")
 
 #: Tests that run whole deployments (`jobline run`, a process per component, the benchmark
 #: suite, a fuzzer) and keep both cores busy: marked `heavy`. `./dev test` runs the others on
-#: a worker per core (pytest-xdist), then these alone, one after another: beside other tests
-#: on a 2-core machine they were slowed past their bounds (a `jobline run` whose store was
-#: killed took over 180 s to stop, where alone it takes 7-11 s, 2 CPU burners or not).
+#: a worker per core (pytest-xdist), then these alone, one after another: two of them at
+#: once on a 2-core machine slow each other past their bounds.
 HEAVY = {
     "tests/e2e/test_bench_smoke.py",
     "tests/e2e/test_run_command.py",
