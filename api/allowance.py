@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -32,6 +33,13 @@ class Allowance:
         self._reserve = settings.unsplash_ratelimit_reserve
         self._read_at = -FRESH_S
         self._until: datetime | None = None
+
+    def known(self) -> datetime | Awaitable[datetime | None] | None:
+        """`waiting_until()` without waiting when the account read last is fresh (a
+        subscription shown to many is then executed without a pause)."""
+        if time.monotonic() - self._read_at >= FRESH_S:
+            return self.waiting_until()
+        return self._until if self._until is not None and self._until > utc_now() else None
 
     async def waiting_until(self) -> datetime | None:
         """When due jobs may be fetched again, while the allowance is spent; else None."""

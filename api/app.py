@@ -96,17 +96,19 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
     async def lifespan(app: JoblineApp) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await ensure_topics(settings)
+            client = open_store(settings)
+            stack.push_async_callback(client.close)
+            db = database(client, settings)
             app.readiness = await stack.enter_async_context(
-                readiness_of(settings, "api", projection_group=group_id(settings, PROJECTION))
+                readiness_of(
+                    settings, "api", projection_group=group_id(settings, PROJECTION), db=db
+                )
             )
             stack.callback(setattr, app, "readiness", None)
             producer = await start_producer(settings, f"{settings.topic_prefix}.api")
             stack.push_async_callback(lambda: shielded(producer.stop()))
-            client = open_store(settings)
-            stack.push_async_callback(client.close)
             feed_client = open_store(settings, bounded=False)
             stack.push_async_callback(feed_client.close)
-            db = database(client, settings)
             views = MongoJobViews(db["jobs"])
             if await views.prepare():
                 log.warning("read model is of an older shape; the projection rebuilds it")

@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
 
+from api.sharing import DirectSends
+
 VENDOR_DIR = Path(__file__).parent / "static" / "vendor"
 ASSETS_PATH = "/graphiql-assets"
 # A CDN address of an npm package file: https://HOST/[@scope/]name@version/path
@@ -39,6 +41,8 @@ def missing_assets() -> list[str]:
 
 
 class OfflineGraphQLRouter(GraphQLRouter):
+    graphql_transport_ws_handler_class = DirectSends
+
     @property
     def graphql_ide_html(self) -> str:
         return offline_ide_html()

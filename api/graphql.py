@@ -26,6 +26,7 @@ from api.feed import PositionTooOld, SubscriberTooSlow
 from api.query_limits import MAX_COST, MAX_DEPTH, cost_at_most, depth_at_most
 from api.ratelimit import RateLimited
 from api.service import MAX_CREATE, MAX_PAGE
+from api.sharing import SharingExecutor, direct
 from api.types import GraphQLCounts, GraphQLJob, Node, graphql_counts
 from projections.jobs.store import encode_cursor
 from projections.jobs.view import JobStatus, JobView
@@ -53,6 +54,12 @@ class JobUpdate:
         "that does not exist yet): that update marks where the stream starts, so a client "
         "can resume from there even before any job changes."
     )
+
+    def share_key(self) -> tuple[str, str | None, int]:
+        """What fixes how this update is shown (api/sharing.py): a job's state is fixed by
+        its id and version."""
+        job = self.job
+        return (self.cursor, None, 0) if job is None else (self.cursor, job.id, job.version)
 
 
 @strawberry.type(description="A job in a list, and the cursor to page on from it.")
@@ -324,8 +331,11 @@ class Subscription:
                     if current is not None:
                         updates.shown(current)
                     yield JobUpdate(cursor=updates.start, job=current)
+                sends = direct()  # (api/sharing.py)
                 async for change in updates:
-                    yield JobUpdate(cursor=change.position, job=change.view)
+                    update = JobUpdate(cursor=change.position, job=change.view)
+                    if sends is None or not await sends.send(update):
+                        yield update
         except PositionTooOld as error:  # a subscription's error is not labelled by extensions
             raise GraphQLError(str(error), extensions={"code": error.code}) from None
 
@@ -375,6 +385,13 @@ class LabelledErrors(MaskErrors):
             said = GraphQLError(down, error.nodes, error.source, error.positions, error.path)
             return _labelled(said, "SERVICE_UNAVAILABLE")
         return _labelled(super().anonymise_error(error), "INTERNAL_SERVER_ERROR")
+
+    def _process_result(self, result: object) -> None:
+        """As MaskErrors does, without its check against a runtime Protocol: a tenth of
+        the API's CPU when it pushed a change to a thousand subscribers."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [
@@ -430,6 +447,7 @@ class JoblineSchema(strawberry.Schema):
 
 
 schema = JoblineSchema(
+    execution_context_class=SharingExecutor,
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -13,10 +13,12 @@ stream ends.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -28,6 +30,7 @@ from api.context import ServicesDep
 from api.errors import CallerError
 from api.feed import Change, PositionTooOld, SubscriberTooSlow
 from api.rest import errors
+from api.sharing import once, shared
 from api.types import job_out
 from projections.jobs.view import JobStatus
 
@@ -108,6 +111,16 @@ async def job_events(
         await stack.aclose()
         raise
 
+    def event(live: Change) -> str | Awaitable[str]:
+        """A change as an event, made once for every stream it goes to (api/sharing.py);
+        at once unless the allowance must be read first."""
+        if live.view.status != JobStatus.PROCESSING:
+            return _event(live)
+        until = found.allowance.known()
+        if inspect.isawaitable(until):
+            return _event_when_read(live, until)
+        return _event(live, until)
+
     async def stream() -> AsyncIterator[str]:
         yield f"retry: {RECONNECT_MS}\n\n{first}"
         try:
@@ -115,9 +128,9 @@ async def job_events(
                 if live is None:
                     yield ": keep-alive\n\n"
                     continue
-                processing = live.view.status == JobStatus.PROCESSING
-                waiting = await found.allowance.waiting_until() if processing else None
-                yield _event(live, waiting)
+                shown_as = ("sse", live.position, live.view.id, live.view.version)
+                text = once(shown_as, partial(event, live))
+                yield await shared(text) if isinstance(text, asyncio.Future) else text
         except (SubscriberTooSlow, PositionTooOld) as error:  # the last event says why
             yield _error(str(error), error)
         except PyMongoError:
@@ -150,6 +163,10 @@ def _error(detail: str, error: Exception | None) -> str:
         error.code if isinstance(error, CallerError | SubscriberTooSlow) else "SERVICE_UNAVAILABLE"
     )
     return f"event: error\ndata: {json.dumps({'detail': detail, 'code': code})}\n\n"
+
+
+async def _event_when_read(change: Change, until: Awaitable[datetime | None]) -> str:
+    return _event(change, await until)
 
 
 def _event(change: Change, waiting_until: datetime | None = None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, Union, cast, get_args, get_origin, get_type_hints
 
@@ -110,19 +111,26 @@ def _public_seq(root: strawberry.Parent[JobView]) -> int | None:
     return root.public_seq
 
 
-async def _waiting_until(
+def _waiting_until(
     root: strawberry.Parent[JobView], info: strawberry.Info
-) -> datetime | None:
+) -> datetime | Awaitable[datetime | None] | None:
+    """Not a coroutine: for most jobs (and while the allowance read is fresh) the answer
+    is at hand, and an execution with nothing to wait for is shared at once
+    (api/sharing.py)."""
     if root.status != JobStatus.PROCESSING:
         return None
-    until: datetime | None = await info.context.services.allowance.waiting_until()
-    return until
+    return info.context.services.allowance.known()  # type: ignore[no-any-return]
+
+
+def _counts_key(counts: Any) -> tuple[int, ...]:
+    """What fixes how counts are shown (api/sharing.py): their values."""
+    return tuple(getattr(counts, status.value) for status in JobStatus)
 
 
 def counts_type(name: str) -> Any:
     """The counts: a field per status, and the total."""
     annotations = {status.value: int for status in JobStatus} | {"total": int}
-    namespace = {"__annotations__": annotations}
+    namespace = {"__annotations__": annotations, "share_key": _counts_key}
     return strawberry.type(
         type(name, (), namespace), description="How many jobs are in each status."
     )
@@ -137,7 +145,9 @@ GraphQLJob = graphql_type(
         "seq": strawberry.field(resolver=_public_seq, description=DESCRIPTIONS["seq"]),
         "delay_s": strawberry.field(name="delaySeconds", description=DESCRIPTIONS["delay_s"]),
         "waiting_until": strawberry.field(
-            resolver=_waiting_until, description=DESCRIPTIONS["waiting_until"]
+            resolver=_waiting_until,
+            graphql_type=datetime | None,
+            description=DESCRIPTIONS["waiting_until"],
         ),
     },
 )

@@ -63,6 +63,64 @@ async def run_load(
     return load
 
 
+@dataclass(frozen=True)
+class Answer:
+    latency: float  # seconds
+    status: int  # 0: no answer (the connection failed; it is opened again)
+    body: bytes
+    at: float = 0.0  # when it was sent (time.monotonic())
+
+
+async def paced(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    rate: float,
+    stop: asyncio.Event,
+    connections: int = 4,
+    body: bytes = b"",
+) -> list[Answer]:
+    """`method path` at `rate` requests/s (on schedule, whatever the answers' latency, as
+    long as `connections` suffice) until `stop` is set; every answer, a failed connection
+    counted as one with status 0."""
+    host, port, request = request_bytes(base_url, method, path, JSON if body else None, body)
+    answers: list[Answer] = []
+    slots = iter(range(1 << 62))
+    began = time.monotonic()
+
+    async def connection() -> None:
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                answers.append(Answer(0.0, 0, b"", time.monotonic()))
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await _requests(reader, writer)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                answers.append(Answer(0.0, 0, b"", time.monotonic()))
+            finally:
+                writer.close()
+
+    async def _requests(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not stop.is_set():
+            wait = began + next(slots) / rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            at, started = time.monotonic(), time.perf_counter()
+            writer.write(request)
+            status, answer = await read_response(reader)
+            answers.append(Answer(time.perf_counter() - started, status, answer, at))
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return answers
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 async def _read_response(reader: asyncio.StreamReader) -> int:
     status, _ = await read_response(reader)
     return status

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from running import ROOT, embedded_backends, environment
 
-from jobline.serving import free_port
+from jobline.serving import free_port, until_answers
 from projections.jobs.store import to_document
 from projections.jobs.view import evolve
 from runtime.eventlog import ensure_topics
@@ -276,7 +276,9 @@ async def _measured(
     )  # fmt: skip
     try:
         base_url = f"http://127.0.0.1:{port}"
-        await _until_up(base_url)
+        # /healthz: no projection runs here, so /readyz would say the read model lags the
+        # log (its group has committed nothing), though replay made it.
+        await until_answers(f"{base_url}/healthz")
         stop = asyncio.Event()
         reads = asyncio.create_task(read_throughout(base_url, job_id, stop))
         print("== replay: measured, while the API serves reads", flush=True)
@@ -292,21 +294,6 @@ async def _measured(
     report["ratio"] = round(report["events_per_s"] / report["insert_many_docs_per_s"], 2)
     report["eta_error"] = eta_errors(replayed)
     report["output"] = replayed.output.strip().splitlines()
-
-
-async def _until_up(base_url: str) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-        while True:
-            try:
-                # /healthz: no projection runs here, so /readyz would say the read model
-                # lags the log (its group has committed nothing), though replay made it.
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "jobline api did not come up"
-            await asyncio.sleep(0.2)
 
 
 def rows(report: dict[str, Any]) -> list[str]:

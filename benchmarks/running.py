@@ -9,17 +9,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from jobline.children import broker, store
-from jobline.serving import free_port
-from runtime.settings import Settings
+from jobline.serving import free_port, until_answers
+from runtime.settings import Settings, environment_for
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
@@ -39,6 +36,13 @@ def on_jobline_run(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
             stop(process)
 
 
+#: For `jobline run` under a load (see `start`).
+LOAD_SETTINGS = {
+    "JOBLINE_STAND_IN_HOURLY_LIMIT": str(10**9),
+    "JOBLINE_CREATE_RATE_PER_S": "0",  # every load client is this one address
+}
+
+
 def start(
     port: int, data_dir: str, settings: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -48,19 +52,25 @@ def start(
     is the per-client creation limit, since all the load comes from one address. Its
     log goes to the file named by BENCH_LOG (appended), if set; else nowhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    env |= {
-        "JOBLINE_STAND_IN_HOURLY_LIMIT": str(10**9),
-        "JOBLINE_CREATE_RATE_PER_S": "0",  # every load client is this one address
-    } | (settings or {})
+    env |= LOAD_SETTINGS | (settings or {})
     env["JOBLINE_DATA_DIR"] = data_dir
     log_path = os.environ.get("BENCH_LOG")
-    with open(log_path, "ab") if log_path else open(os.devnull, "wb") as log:
+    return launch(["-m", "jobline", "run", "--port", str(port)], env, log_path)
+
+
+def start_bare(port: int, log: str | Path | None = None) -> subprocess.Popen[bytes]:
+    """The bare app (benchmarks/bare.py), the baseline of the intake and push benchmarks."""
+    return launch([str(ROOT / "benchmarks" / "bare.py"), str(port)], None, log)
+
+
+def launch(
+    args: list[str], env: dict[str, str] | None, log: str | Path | None
+) -> subprocess.Popen[bytes]:
+    """This interpreter with `args`, in the project's directory; its output appended to
+    `log` (or dropped)."""
+    with open(log, "ab") if log else open(os.devnull, "wb") as out:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and command
-            [sys.executable, "-m", "jobline", "run", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=out
         )
 
 
@@ -75,18 +85,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    async with httpx.AsyncClient(base_url=base_url, timeout=1) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"jobline run exited with {process.returncode}")
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"jobline run was not up within {START_TIMEOUT_S} s")
+    try:
+        await until_answers(f"{base_url}/healthz", process, START_TIMEOUT_S)
+    except RuntimeError as error:
+        raise SystemExit(f"jobline run: {error}") from None
 
 
 @asynccontextmanager
@@ -113,12 +115,13 @@ async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Se
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
     """This process's environment without JOBLINE_* variables, and those that point a
-    jobline command at `settings`' broker and store."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    return env | {
-        "JOBLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "JOBLINE_KAFKA_IDEMPOTENCE": "false",
-        "JOBLINE_MONGODB_URI": settings.store_uri,
-        "JOBLINE_LOG_LEVEL": "WARNING",
-        **extra,
-    }
+    jobline command at `settings`' broker and store; `extra` as given (JOBLINE_* names)."""
+    return (
+        environment_for(
+            kafka_bootstrap_servers=settings.bootstrap_servers,
+            kafka_idempotence="false",
+            mongodb_uri=settings.store_uri,
+            log_level="WARNING",
+        )
+        | extra
+    )

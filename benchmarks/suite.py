@@ -3,9 +3,10 @@ measured in the same run. Prints a table and writes a JSON report. Asserts no ti
 
     .venv/bin/python benchmarks/suite.py [load] [--size smoke|default|full] [--json PATH]
                                          [--only intake|pipeline|growth ...]
-    .venv/bin/python benchmarks/suite.py timers|replay [--size ...] [--json PATH]
+    .venv/bin/python benchmarks/suite.py timers|replay|push|soak [--size ...] [--json PATH]
 
-`timers` and `replay` are their own benchmarks (benchmarks/timers.py, benchmarks/replay.py);
+`timers`, `replay`, `push` and `soak` are their own benchmarks (benchmarks/timers.py,
+replay.py, push.py, soak.py);
 what follows is `load`, the default.
 
 It starts what it needs on free loopback ports and stops it: a bare FastAPI app (the ceiling
@@ -33,7 +34,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,11 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import push
 import replay
+import soak
 import timers
-from loadclient import Load, read_response, request_bytes, run_load
+from loadclient import Load, paced, read_response, request_bytes, run_load
+from processes import descendants, process_tree_cpu, process_tree_rss
 from pymongo import AsyncMongoClient
-from running import ROOT, start, stop, wait_until_up
+from running import start, start_bare, stop, wait_until_up
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
@@ -134,12 +137,6 @@ def figures(load: Load) -> dict[str, Any]:
 
 
 # -- the bare baseline ------------------------------------------------------------------
-
-
-def start_bare(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
-        [sys.executable, str(ROOT / "benchmarks" / "bare.py"), str(port)], cwd=ROOT
-    )
 
 
 async def bare_intake(size: Size) -> dict[str, Any]:
@@ -297,27 +294,8 @@ async def grow(
 
 async def steady_creations(base_url: str, rate: float, stop_event: asyncio.Event) -> int:
     """Create `rate` jobs/s (paced) until told to stop; returns how many were acknowledged."""
-    host, port, request = request_bytes(base_url, "POST", "/jobs")
-    created = 0
-    slots = iter(range(1 << 62))
-    began = time.monotonic()
-
-    async def client() -> None:
-        nonlocal created
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while not stop_event.is_set():
-                wait = began + next(slots) / rate - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(request)
-                status, _ = await read_response(reader)
-                created += 200 <= status < 300
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(client() for _ in range(4)))
-    return created
+    answers = await paced(base_url, "POST", "/jobs", rate=rate, stop=stop_event)
+    return sum(1 for answer in answers if 200 <= answer.status < 300)
 
 
 async def read_routes(base_url: str, job_id: str) -> dict[str, tuple[str, str, bytes]]:
@@ -376,7 +354,7 @@ async def reads(base_url: str, job_id: str, size: Size) -> tuple[dict[str, Any],
 
 def store_address(pid: int) -> str:
     """The embedded store's address, from the command line of its process under `pid`."""
-    for proc in _descendants(pid):
+    for proc in descendants(pid):
         try:
             words = Path(f"/proc/{proc}/cmdline").read_bytes().decode().split("\0")
         except OSError:
@@ -448,73 +426,6 @@ async def pipeline(base_url: str, pid: int, size: Size) -> dict[str, Any]:
         f"store per job: {per_job}; CPU ms per job: {out['cpu_ms_per_job']}",
         flush=True,
     )
-    return out
-
-
-# -- memory -----------------------------------------------------------------------------
-
-
-def process_tree_rss(pid: int) -> dict[str, float]:
-    """RSS (MiB) of `pid` and every process below it, by command name."""
-    out: dict[str, float] = {}
-    for proc, name in _tree(pid):
-        try:
-            status = Path(f"/proc/{proc}/status").read_text()
-        except OSError:
-            continue
-        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        out[f"{name} (pid {proc})"] = round(rss / 1024, 1)
-    return out
-
-
-def process_tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by `pid` and every process below it."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    for proc, name in _tree(pid):
-        try:
-            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[f"{name} (pid {proc})"] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def _tree(pid: int) -> list[tuple[int, str]]:
-    out = []
-    for proc in [pid, *_descendants(pid)]:
-        try:
-            cmdline = Path(f"/proc/{proc}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        out.append((proc, _process_name([w.decode() for w in cmdline if w])))
-    return out
-
-
-def _process_name(words: list[str]) -> str:
-    if "secantus" in words:
-        return "store (SecantusDB)"
-    if any("tansu" in w for w in words[:1]):
-        return "broker (Tansu)"
-    if "jobline" in words:
-        return "jobline run"
-    return " ".join(words[:2])
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
     return out
 
 
@@ -747,6 +658,8 @@ Benchmark = Callable[[str], Coroutine[Any, Any, dict[str, Any]]]
 BENCHMARKS: dict[str, tuple[Benchmark, Callable[..., list[str]]]] = {
     "timers": (timers.run_timers, timers.rows),
     "replay": (replay.run_replay, replay.rows),
+    "push": (push.run_push, push.rows),
+    "soak": (soak.run_soak, soak.rows),
 }
 
 
@@ -757,7 +670,7 @@ def main() -> int:
         nargs="?",
         choices=("load", *BENCHMARKS),
         default="load",
-        help="load (intake, growth, reads, pipeline: the default), timers or replay",
+        help="load (intake, growth, reads, pipeline: the default), timers, replay, push or soak",
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--json", type=Path, help="where to write the report (default: print)")

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from processes import rss_mib
 from running import ROOT, embedded_backends, environment
 
 from jobline.serving import free_port
@@ -57,12 +58,6 @@ SIZES = {
 }
 TARGET_P99_MS = 100
 TARGET_RSS_MIB = 300
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return kib / 1024
 
 
 class DelayProcess:

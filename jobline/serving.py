@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import signal
 import socket
+import subprocess
 from collections.abc import Coroutine, Generator
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -66,6 +68,26 @@ class AppServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+async def until_answers(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 60
+) -> None:
+    """Poll `GET url` until it answers 200 (a process just started, say); raises
+    RuntimeError if `process` exits first or `timeout_s` pass."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while True:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"exited with {process.returncode} before {url} answered")
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"{url} did not answer 200 within {timeout_s:g} s")
+            await asyncio.sleep(0.2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

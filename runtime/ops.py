@@ -123,18 +123,24 @@ def ops_app(readiness: Readiness) -> Starlette:
 
 @asynccontextmanager
 async def readiness_of(
-    settings: Settings, component: str, *, projection_group: str | None
+    settings: Settings,
+    component: str,
+    *,
+    projection_group: str | None,
+    db: AsyncDatabase[Document] | None = None,
 ) -> AsyncIterator[Readiness]:
-    """The standard checks of one process, with the clients they use, closed on exit."""
+    """The standard checks of one process, with the clients they use, closed on exit (the
+    store's client is the caller's, if it gives its database)."""
     positions = LogPositions(settings, client_id=f"{settings.topic_prefix}.{component}.ops")
     await positions.start()
-    client = open_store(settings, component=component)
+    client = open_store(settings, component=component) if db is None else None
     try:
+        checked = database(client, settings) if client is not None else db
+        assert checked is not None
         yield Readiness(
-            standard_checks(
-                settings, positions, database(client, settings), projection_group=projection_group
-            )
+            standard_checks(settings, positions, checked, projection_group=projection_group)
         )
     finally:
-        await client.close()
+        if client is not None:
+            await client.close()
         await positions.close()

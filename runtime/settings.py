@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -241,3 +243,10 @@ def settings_problem(error: ValidationError) -> str:
         given = f" (given: {problem['input']})" if names else ""
         parts.append(f"{name}{problem['msg']}{given}")
     return "; ".join(parts)
+
+
+def environment_for(**settings: Any) -> dict[str, str]:
+    """This process's environment without its JOBLINE_* variables, and `settings` (by
+    field name) as JOBLINE_* variables: to start a jobline command with exactly those."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
+    return clean | {f"JOBLINE_{name.upper()}": str(value) for name, value in settings.items()}

@@ -45,13 +45,17 @@ async def check_broker(settings: Settings, *, produces: bool = True) -> None:
     try:
         await start_client(admin, admin.close, wait_s)
     except KafkaConnectionError:
-        raise StartupError(
-            f"cannot reach the broker at {servers} (waited {wait_s:g} s): check "
-            "JOBLINE_KAFKA_BOOTSTRAP_SERVERS"
-        ) from None
+        raise _unreachable(servers, wait_s) from None
     await shielded(admin.close())
     if produces and settings.kafka_idempotence:
         await _check_idempotence(servers, wait_s)
+
+
+def _unreachable(servers: str, wait_s: float) -> StartupError:
+    return StartupError(
+        f"cannot reach the broker at {servers} (waited {wait_s:g} s): check "
+        "JOBLINE_KAFKA_BOOTSTRAP_SERVERS"
+    )
 
 
 async def _check_idempotence(servers: str, wait_s: float) -> None:
@@ -61,10 +65,7 @@ async def _check_idempotence(servers: str, wait_s: float) -> None:
     try:
         await start_client(producer, producer.stop, wait_s)
     except KafkaConnectionError:
-        raise StartupError(
-            f"cannot reach the broker at {servers} (waited {wait_s:g} s): check "
-            "JOBLINE_KAFKA_BOOTSTRAP_SERVERS"
-        ) from None
+        raise _unreachable(servers, wait_s) from None
     except KafkaError as error:
         raise StartupError(
             f"the broker at {servers} cannot serve the idempotent producer (InitProducerId "

@@ -5,7 +5,6 @@ processor's /healthz, /readyz and /metrics), several instances of one component 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -14,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from jobline.serving import free_port
-from runtime.settings import Settings
+from jobline.serving import free_port, until_answers
+from runtime.settings import Settings, environment_for
 from tests.conftest import ROOT
 
 #: Group joins in about a second (DESIGN.md §4), as every test's settings have it.
@@ -48,8 +45,7 @@ def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
         "fetch_backoff_s": 0.01,
         **overrides,
     }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    return clean | {f"JOBLINE_{name.upper()}": str(value) for name, value in chosen.items()}
+    return environment_for(**chosen)
 
 
 @dataclass
@@ -91,17 +87,7 @@ class Cluster:
 
     async def ready(self, name: str, timeout_s: float = 60) -> None:
         """Wait until the instance says it is ready (its /readyz)."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        async with httpx.AsyncClient(base_url=self.url(name), timeout=5) as http:
-            while True:
-                assert self.processes[name].poll() is None, f"{name} exited"
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert asyncio.get_running_loop().time() < deadline, f"{name} never ready"
-                await asyncio.sleep(0.2)
+        await until_answers(f"{self.url(name)}/readyz", self.processes[name], timeout_s)
 
     def stop_all(self) -> None:
         for process in self.processes.values():

@@ -98,3 +98,37 @@ def test_the_replay_benchmark_runs_and_the_api_reads_throughout(tmp_path: Path) 
     assert set(reads) <= {"200", "503"}, reads
     assert report["insert_many_docs_per_s"] > 0
     assert report["events_per_s"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_the_push_benchmark_runs_and_every_subscriber_gets_every_resolution(
+    tmp_path: Path,
+) -> None:
+    report = _suite(tmp_path, "push", timeout_s=280)
+    for face in ("graphql", "sse"):
+        push = report[face]["push"]
+        assert push["subscribers"] == report["parameters"]["subscribers"]
+        assert push["jobs_resolved"] > 0
+        assert push["deliveries"] == push["subscribers"] * push["jobs_resolved"]
+        assert (push["dropped"], push["connections_ended"], push["early"]) == (0, 0, 0)
+    for name in ("websocket", "sse"):
+        assert report["baseline"][name]["deliveries"] > 0
+    for phase in ("quiet", "graphql", "sse"):
+        assert report[phase]["serving"]["creations"]["errors"] == 0
+    assert "| push p50 / p99 (ms)" in report["table"]
+
+
+@pytest.mark.timeout(300)
+def test_the_soak_benchmark_samples_every_process_and_route(tmp_path: Path) -> None:
+    report = _suite(tmp_path, "soak", timeout_s=280)
+    assert len(report["samples"]) >= 3
+    for sample in report["samples"]:
+        assert {name.split(" (pid")[0] for name in sample["rss_mib"]} >= {
+            "jobline run",
+            "store (SecantusDB)",
+        }
+        assert all(route["answers"] > 0 for route in sample["routes"].values())
+    assert report["samples"][-1]["jobs"]["resolved"] > 0
+    assert report["totals"]["POST /jobs"]["errors"] == 0
+    assert any(name.startswith("p99 ms: GET /jobs") for name in report["trend"])
+    assert "errors of all answers" in report["table"]

@@ -8,7 +8,9 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from api.feed import Change, Subscription, Updates
+import pytest
+
+from api.feed import Change, SubscriberTooSlow, Subscription, Updates
 from projections.jobs.store import to_document
 from projections.jobs.view import JobStatus, JobView
 
@@ -70,7 +72,7 @@ async def test_live_changes_the_history_gave_are_not_given_twice() -> None:
     got = await _take(updates, len(older) + len(overlap) + len(newer))
     assert [c.position for c in got] == ["fc01", "fd01", "fe01", "ff01", "0002", "0102"]
     assert history.closed
-    assert subscription.queue.empty()
+    assert subscription.unread == 0
 
 
 async def test_a_job_shown_at_a_later_version_is_not_shown_older_again() -> None:
@@ -104,3 +106,15 @@ async def test_the_history_is_read_up_to_where_the_live_changes_begin() -> None:
     updates = Updates(subscription, caught_up, "fd01", "fd01")  # type: ignore[arg-type]
     assert [c.position for c in await _take(updates, 1)] == ["fe01"]
     assert len(caught_up._events) == 1  # nothing to read before the live changes
+
+
+async def test_a_subscriber_that_falls_behind_is_told_once_it_reads() -> None:
+    subscription = Subscription(None, size=2)
+    view = _view("j", 1)
+    assert subscription.offer(Change("01", view))
+    assert subscription.offer(Change("02", view))
+    assert not subscription.offer(Change("03", view))  # a third unread: too slow
+    assert subscription.unread == 0  # what it had not read is let go
+    with pytest.raises(SubscriberTooSlow):
+        async for _ in subscription:
+            pass

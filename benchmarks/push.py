@@ -1,0 +1,431 @@
+"""Push latency: many live subscribers on one API while jobs resolve, against a plain
+WebSocket (and SSE) endpoint sending one pre-serialized message to every connection.
+
+    .venv/bin/python benchmarks/suite.py push [--size smoke|default|full] [--json PATH]
+
+On a throwaway embedded broker and store it runs `jobline run` (delays of 0.5-3 s, so jobs
+resolve as fast as they are created) and measures, one phase after another:
+
+1. Quiet: creations at the rate below and paced reads, no subscriber: the API's usual
+   latencies.
+2. GraphQL: N clients subscribed to `jobUpdates` (graphql-transport-ws, the page's selection),
+   the same creations and reads.
+3. SSE: N clients on `GET /jobs/events`, the same again.
+
+Push latency is each subscriber's receipt of a job's resolution minus the time its JobResolved
+was appended (its record's timestamp, read back from the log at the end); a resolution a
+subscriber never got is dropped. Then the baseline, the bare app (benchmarks/bare.py: the
+same uvicorn settings, its own process): N plain WebSocket clients, then N SSE clients, each
+sent the same number of messages per second as resolutions came, of the GraphQL messages'
+size; latency from the moment it was sent. The clients are raw sockets
+(benchmarks/wsclient.py), so that this process can keep up with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from loadclient import Answer, paced
+from running import (
+    LOAD_SETTINGS,
+    embedded_backends,
+    environment,
+    launch,
+    start_bare,
+    stop,
+    wait_until_up,
+)
+from timers import lateness_figures, percentile
+from wsclient import EventStream, WebSocket, open_event_stream, open_websocket
+
+from jobline.serving import free_port
+from runtime.logreader import LogReader
+from runtime.settings import Settings
+from schema import JobResolved, decode
+
+
+@dataclass(frozen=True)
+class PushSize:
+    subscribers: int
+    rate: float  # jobs created (and so, soon after, resolved) per second
+    seconds: float  # how long creations run in each phase
+    read_rate: float = 10  # paced reads per second (GET /jobs, GET /jobs/{id} in turn)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+SIZES = {
+    "smoke": PushSize(subscribers=50, rate=5, seconds=4),
+    "default": PushSize(subscribers=1_000, rate=20, seconds=30),
+    "full": PushSize(subscribers=1_000, rate=20, seconds=120),
+}
+SHORT_DELAYS = {
+    "JOBLINE_DELAY_MIN_S": "0.5",
+    "JOBLINE_DELAY_MAX_S": "3",
+    "JOBLINE_DELAY_STEP_S": "0.5",
+}
+#: After the last creation: the last delays (3 s) and fetches, then every push.
+SETTLE_S = 8
+TARGET_RATIO = 1.5
+JOB_FIELDS = (
+    "id status version seq createdAt dueAt updatedAt error waitingUntil "
+    "result { id altDescription color blurHash width height urls { small regular } "
+    "links { html } user { name username links { html } } }"
+)
+UPDATES = f"subscription {{ jobUpdates {{ cursor job {{ {JOB_FIELDS} }} }} }}"
+CONNECT_AT_ONCE = 50
+
+
+@dataclass
+class Subscribers:
+    """What every connection received: per connection, job id -> arrival of its resolution;
+    and the messages' sizes."""
+
+    resolved: list[dict[str, float]] = field(default_factory=list)
+    messages: int = 0
+    sizes: list[int] = field(default_factory=list)
+    ended: int = 0  # connections that ended before the phase did (an error, a drop)
+
+    def taker(self, parse: Callable[[bytes], tuple[str, str] | None]) -> Callable[..., None]:
+        got: dict[str, float] = {}
+        self.resolved.append(got)
+
+        def take(arrived: float, payload: bytes) -> None:
+            self.messages += 1
+            parsed = parse(payload)
+            if parsed is None:
+                return
+            if len(self.sizes) < 1000:
+                self.sizes.append(len(payload))
+            if parsed[1] == "resolved":
+                got.setdefault(parsed[0], arrived)
+
+        return take
+
+
+def graphql_job(payload: bytes) -> tuple[str, str] | None:
+    if b'"RESOLVED"' not in payload:  # (parsing only what is looked at keeps this cheap)
+        return None
+    message = json.loads(payload)
+    if message.get("type") != "next":
+        return None
+    job = message["payload"]["data"]["jobUpdates"]["job"]
+    return (job["id"], job["status"].lower()) if job else None
+
+
+def sse_job(event: bytes) -> tuple[str, str] | None:
+    if b'"resolved"' not in event:
+        return None
+    for line in event.split(b"\n"):
+        if line.startswith(b"data: "):
+            job = json.loads(line[6:])
+            return (job["id"], job["status"]) if "status" in job else None
+    return None
+
+
+def bare_message(stamps: dict[str, float]) -> Callable[[bytes], tuple[str, str] | None]:
+    """The baseline's messages: each is its number; the time it was sent goes to `stamps`."""
+
+    def parse(payload: bytes) -> tuple[str, str] | None:
+        if payload.startswith(b"retry:"):
+            return None
+        if payload.startswith(b"event:"):
+            payload = payload.split(b"data: ", 1)[1]
+        message = json.loads(payload)
+        stamps[str(message["n"])] = message["sent"]
+        return str(message["n"]), "resolved"
+
+    return parse
+
+
+# -- connecting -------------------------------------------------------------------------
+
+
+async def graphql_subscribers(port: int, subscribers: Subscribers, n: int) -> list[WebSocket]:
+    """N graphql-transport-ws connections, each subscribed to `jobUpdates` and past the
+    first update (where its stream starts)."""
+
+    async def one() -> WebSocket:
+        started = asyncio.get_running_loop().create_future()
+        take = subscribers.taker(graphql_job)
+
+        def on_message(arrived: float, payload: bytes) -> None:
+            if started.done():
+                take(arrived, payload)
+            elif b'"next"' in payload:
+                started.set_result(None)
+            elif b'"connection_ack"' in payload:
+                socket.send(
+                    json.dumps(
+                        {"id": "1", "type": "subscribe", "payload": {"query": UPDATES}}
+                    ).encode()
+                )
+
+        socket = await open_websocket(
+            "127.0.0.1", port, "/graphql", on_message, "graphql-transport-ws"
+        )
+        socket.send(b'{"type":"connection_init","payload":{}}')
+        await asyncio.wait_for(started, 30)
+        return socket
+
+    return await _in_batches(one, n)
+
+
+async def sse_subscribers(port: int, subscribers: Subscribers, n: int) -> list[EventStream]:
+    async def one() -> EventStream:
+        take = subscribers.taker(sse_job)
+        return await open_event_stream("127.0.0.1", port, "/jobs/events", take)
+
+    return await _in_batches(one, n)
+
+
+async def bare_subscribers(
+    port: int, path: str, subscribers: Subscribers, stamps: dict[str, float], n: int
+) -> list[Any]:
+    async def one() -> Any:
+        take = subscribers.taker(bare_message(stamps))
+        if path == "/ws":
+            return await open_websocket("127.0.0.1", port, path, take)
+        return await open_event_stream("127.0.0.1", port, path, take)
+
+    return await _in_batches(one, n)
+
+
+async def _in_batches(connect: Callable[[], Awaitable[Any]], n: int) -> list[Any]:
+    connections: list[Any] = []
+    while len(connections) < n:
+        batch = min(CONNECT_AT_ONCE, n - len(connections))
+        connections += await asyncio.gather(*(connect() for _ in range(batch)))
+    return connections
+
+
+# -- the phases on jobline --------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    subscribers: Subscribers = field(default_factory=Subscribers)
+    created: list[str] = field(default_factory=list)
+    creations: list[Answer] = field(default_factory=list)
+    reads: list[Answer] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def load(base_url: str, size: PushSize, phase: Phase) -> None:
+    """Creations at the size's rate for its seconds, paced reads meanwhile, then a settle."""
+    stop_creating, stop_reading = asyncio.Event(), asyncio.Event()
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        some = (await http.post("/jobs")).json()["id"]
+    reads = asyncio.gather(
+        paced(base_url, "GET", "/jobs?limit=30", rate=size.read_rate / 2, stop=stop_reading),
+        paced(base_url, "GET", f"/jobs/{some}", rate=size.read_rate / 2, stop=stop_reading),
+    )
+    creating = asyncio.create_task(
+        paced(base_url, "POST", "/jobs", rate=size.rate, stop=stop_creating)
+    )
+    began = time.monotonic()
+    await asyncio.sleep(size.seconds)
+    stop_creating.set()
+    phase.creations = await creating
+    phase.seconds = time.monotonic() - began
+    phase.created = [json.loads(a.body)["id"] for a in phase.creations if a.status == 202]
+    await asyncio.sleep(SETTLE_S)
+    stop_reading.set()
+    phase.reads = [answer for route in await reads for answer in route]
+
+
+async def on_jobline(settings: Settings, size: PushSize, log: Path) -> list[Phase]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = environment(
+        settings,
+        **SHORT_DELAYS | LOAD_SETTINGS | size.env,
+    )
+    process = launch(["-m", "jobline", "run", "--port", str(port)], env, log)
+    phases = [Phase("quiet"), Phase("graphql"), Phase("sse")]
+    try:
+        await wait_until_up(base_url, process)
+        for phase in phases:
+            print(f"== push: {phase.name}, {size.subscribers} subscribers", flush=True)
+            connections: list[Any] = []
+            if phase.name == "graphql":
+                connections = await graphql_subscribers(port, phase.subscribers, size.subscribers)
+            elif phase.name == "sse":
+                connections = await sse_subscribers(port, phase.subscribers, size.subscribers)
+            await load(base_url, size, phase)
+            phase.subscribers.ended = sum(1 for c in connections if c.closed.done())
+            for connection in connections:
+                connection.close()
+            await asyncio.sleep(1)
+    finally:
+        stop(process)
+    return phases
+
+
+async def resolutions(settings: Settings) -> dict[str, int]:
+    """Each job's JobResolved record's timestamp (ms), from the log."""
+    appended: dict[str, int] = {}
+    async for batch in LogReader(settings, settings.topics.jobs).batches():
+        for record in batch:
+            if b"JobResolved" in record.value:
+                event = decode(record.value)
+                if isinstance(event, JobResolved):
+                    appended[event.job_id] = record.timestamp
+    return appended
+
+
+def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
+    resolved = [job for job in phase.created if job in appended]
+    latencies: list[float] = []
+    dropped = 0
+    for got in phase.subscribers.resolved:
+        for job in resolved:
+            arrived = got.get(job)
+            if arrived is None:
+                dropped += 1
+            else:
+                latencies.append(arrived * 1000 - appended[job])
+    figures = lateness_figures(latencies)
+    subscribers = len(phase.subscribers.resolved)
+    return {
+        "subscribers": subscribers,
+        "jobs_resolved": len(resolved),
+        "messages_per_job": round(phase.subscribers.messages / subscribers / len(phase.created), 2)
+        if subscribers and phase.created
+        else 0,
+        "deliveries": figures.pop("jobs"),
+        **figures,
+        "dropped": dropped,
+        "connections_ended": phase.subscribers.ended,
+        "message_bytes": _mean(phase.subscribers.sizes),
+    }
+
+
+def serving_figures(phase: Phase) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, answers in (("creations", phase.creations), ("reads", phase.reads)):
+        ms = [a.latency * 1000 for a in answers]
+        out[name] = {
+            "rate": round(len(answers) / phase.seconds, 1) if name == "creations" else None,
+            "p50_ms": round(percentile(ms, 0.5), 1),
+            "p99_ms": round(percentile(ms, 0.99), 1),
+            "errors": sum(1 for a in answers if a.status >= 400),
+        }
+    return out
+
+
+def _mean(values: list[int]) -> int:
+    return round(statistics.mean(values)) if values else 0
+
+
+# -- the baseline -----------------------------------------------------------------------
+
+
+async def on_bare(size: PushSize, message_bytes: int, log: Path) -> dict[str, Any]:
+    """The bare app: plain WebSocket, then SSE, the same number of connections and messages."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = start_bare(port, log)
+    padding = "x" * max(0, message_bytes - 60)
+    message = json.dumps({"id": "1", "type": "next", "payload": {"padding": padding}})
+    report: dict[str, Any] = {}
+    try:
+        await wait_until_up(base_url, process)
+        for name, path in (("websocket", "/ws"), ("sse", "/events")):
+            print(f"== push: baseline {name}, {size.subscribers} connections", flush=True)
+            subscribers, stamps = Subscribers(), dict[str, float]()
+            connections = await bare_subscribers(port, path, subscribers, stamps, size.subscribers)
+            order = {"rate": size.rate, "seconds": size.seconds, "message": message}
+            async with httpx.AsyncClient(base_url=base_url) as http:
+                await http.post("/broadcast", json=order)
+            await asyncio.sleep(size.seconds + 3)
+            report[name] = _bare_figures(subscribers, stamps, size.seconds)
+            for connection in connections:
+                connection.close()
+            await asyncio.sleep(1)
+    finally:
+        stop(process)
+    return report
+
+
+def _bare_figures(
+    subscribers: Subscribers, stamps: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    """The baseline's figures. It sends on schedule only as fast as it can: `sent_per_s` is
+    the rate it kept, and a message is dropped if some connection got it and another not."""
+    latencies = [
+        (arrived - stamps[n]) * 1000 for got in subscribers.resolved for n, arrived in got.items()
+    ]
+    figures = lateness_figures(latencies)
+    sent = len(stamps)
+    return {
+        "subscribers": len(subscribers.resolved),
+        "sent_per_s": round(sent / seconds, 1),
+        "deliveries": figures.pop("jobs"),
+        **figures,
+        "dropped": sent * len(subscribers.resolved) - len(latencies),
+        "message_bytes": _mean(subscribers.sizes),
+    }
+
+
+async def run_push(size_name: str) -> dict[str, Any]:
+    size = SIZES[size_name]
+    report: dict[str, Any] = {"size": size_name, "parameters": asdict(size)}
+    with tempfile.TemporaryDirectory(prefix="jobline-push-") as tmp:
+        async with embedded_backends(Path(tmp)) as settings:
+            phases = await on_jobline(settings, size, Path(tmp) / "jobline.log")
+            print("== push: reading the log back", flush=True)
+            appended = await resolutions(settings)
+        for phase in phases:
+            report[phase.name] = {"serving": serving_figures(phase)}
+            if phase.name != "quiet":
+                report[phase.name]["push"] = push_figures(phase, appended)
+        graphql = report["graphql"]["push"]
+        messages = PushSize(
+            subscribers=size.subscribers,
+            rate=size.rate * (graphql["messages_per_job"] or 1),
+            seconds=size.seconds,
+        )
+        report["baseline"] = await on_bare(
+            messages, graphql["message_bytes"], Path(tmp) / "bare.log"
+        )
+    return report
+
+
+def rows(report: dict[str, Any]) -> list[str]:
+    n = report["parameters"]["subscribers"]
+    out = []
+    for name, base in (("graphql", "websocket"), ("sse", "sse")):
+        push, baseline = report[name]["push"], report["baseline"][base]
+        ratio = push["p99_ms"] / baseline["p99_ms"] if baseline["p99_ms"] > 0 else float("nan")
+        face = "GraphQL jobUpdates" if name == "graphql" else "SSE /jobs/events"
+        out.append(
+            f"| push p50 / p99 (ms), {n:,} {face} subscribers, plain {base} beside "
+            f"| {baseline['p50_ms']} / {baseline['p99_ms']} | {push['p50_ms']} / {push['p99_ms']}"
+            f" | x{ratio:.2f} (target ≤ x{TARGET_RATIO}) |"
+        )
+        out.append(
+            f"| dropped deliveries, {face} (of {push['deliveries'] + push['dropped']:,}) "
+            f"| {baseline['dropped']} | {push['dropped']} | |"
+        )
+    quiet = report["quiet"]["serving"]
+    for name in ("graphql", "sse"):
+        busy = report[name]["serving"]
+        out.append(
+            f"| creations/s, p99 creation / read (ms), errors: quiet → {name} subscribers "
+            f"| {quiet['creations']['rate']}, {quiet['creations']['p99_ms']} / "
+            f"{quiet['reads']['p99_ms']}, {quiet['creations']['errors'] + quiet['reads']['errors']}"
+            f" | {busy['creations']['rate']}, {busy['creations']['p99_ms']} / "
+            f"{busy['reads']['p99_ms']}, {busy['creations']['errors'] + busy['reads']['errors']}"
+            " | |"
+        )
+    return out
