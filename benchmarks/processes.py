@@ -52,8 +52,11 @@ def _process_name(words: list[str]) -> str:
         return "store (SecantusDB)"
     if any("tansu" in w for w in words[:1]):
         return "broker (Tansu)"
-    if "jobline" in words:
-        return "jobline run"
+    if "jobline" in words[:3]:
+        at = words.index("jobline")
+        return " ".join(words[at : at + 2])  # jobline run, jobline api, ...
+    if any(w.endswith("suite.py") for w in words[:2]):
+        return "benchmark (its clients)"
     return " ".join(words[:2])
 
 

@@ -3,8 +3,10 @@ WebSocket (and SSE) endpoint sending one pre-serialized message to every connect
 
     .venv/bin/python benchmarks/suite.py push [--size smoke|default|full] [--json PATH]
 
-On a throwaway embedded broker and store it runs `jobline run` (delays of 0.5-3 s, so jobs
-resolve as fast as they are created) and measures, one phase after another:
+On a throwaway embedded broker and store it runs jobline as deployed (jobline/cluster.py):
+`jobline api` in a process of its own, each processor and the Unsplash stand-in in theirs
+(delays of 0.5-3 s, so jobs resolve as fast as they are created), and measures, one phase
+after another:
 
 1. Quiet: creations at the rate below and paced reads, no subscriber: the API's usual
    latencies.
@@ -15,16 +17,18 @@ resolve as fast as they are created) and measures, one phase after another:
 Push latency is each subscriber's receipt of a job's resolution minus the time its JobResolved
 was appended (its record's timestamp, read back from the log at the end); a resolution a
 subscriber never got is dropped. Then the baseline, the bare app (benchmarks/bare.py: the
-same uvicorn settings, its own process): N plain WebSocket clients, then N SSE clients, each
-sent the same number of messages per second as resolutions came, of the GraphQL messages'
-size; latency from the moment it was sent. The clients are raw sockets
-(benchmarks/wsclient.py), so that this process can keep up with them.
+same uvicorn settings, its own process): N plain WebSocket clients, then N SSE clients, sent
+as many messages per second as each GraphQL subscriber was meant to get (every change of
+every job: the rate times the changes per job), of the GraphQL messages' size; latency from
+the moment each was sent. Each phase reports the CPU its server process used. The clients
+are raw sockets (benchmarks/wsclient.py), so that this process can keep up with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -35,11 +39,11 @@ from typing import Any
 
 import httpx
 from loadclient import Answer, paced
+from processes import process_tree_cpu
 from running import (
     LOAD_SETTINGS,
     embedded_backends,
     environment,
-    launch,
     start_bare,
     stop,
     wait_until_up,
@@ -47,7 +51,9 @@ from running import (
 from timers import lateness_figures, percentile
 from wsclient import EventStream, WebSocket, open_event_stream, open_websocket
 
-from jobline.serving import free_port
+from jobline.cluster import Cluster
+from jobline.serving import free_port, until_answers
+from runtime.eventlog import ensure_topics
 from runtime.logreader import LogReader
 from runtime.settings import Settings
 from schema import JobResolved, decode
@@ -218,6 +224,8 @@ class Phase:
     creations: list[Answer] = field(default_factory=list)
     reads: list[Answer] = field(default_factory=list)
     seconds: float = 0.0
+    #: CPU seconds each process (this one, the clients, too) used while the load ran.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 async def load(base_url: str, size: PushSize, phase: Phase) -> None:
@@ -230,7 +238,7 @@ async def load(base_url: str, size: PushSize, phase: Phase) -> None:
         paced(base_url, "GET", f"/jobs/{some}", rate=size.read_rate / 2, stop=stop_reading),
     )
     creating = asyncio.create_task(
-        paced(base_url, "POST", "/jobs", rate=size.rate, stop=stop_creating)
+        paced(base_url, "POST", "/jobs", rate=size.rate, stop=stop_creating, connections=16)
     )
     began = time.monotonic()
     await asyncio.sleep(size.seconds)
@@ -243,31 +251,49 @@ async def load(base_url: str, size: PushSize, phase: Phase) -> None:
     phase.reads = [answer for route in await reads for answer in route]
 
 
-async def on_jobline(settings: Settings, size: PushSize, log: Path) -> list[Phase]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+COMPONENTS = ("delay", "fetcher", "projection", "api")
+
+
+async def on_cluster(settings: Settings, size: PushSize, logs: Path) -> list[Phase]:
+    """The phases on jobline as deployed: the API alone in its process, each processor and
+    the Unsplash stand-in in its own (jobline/cluster.py)."""
+    stand_in = free_port()
     env = environment(
         settings,
         **SHORT_DELAYS | LOAD_SETTINGS | size.env,
+        JOBLINE_UNSPLASH_BASE_URL=f"http://127.0.0.1:{stand_in}",
+        JOBLINE_UNSPLASH_ACCESS_KEY="bench",
     )
-    process = launch(["-m", "jobline", "run", "--port", str(port)], env, log)
+    cluster = Cluster(settings, env, logs, ports={"stand-in": stand_in})
+    await ensure_topics(settings)
     phases = [Phase("quiet"), Phase("graphql"), Phase("sse")]
     try:
-        await wait_until_up(base_url, process)
+        cluster.start("stand-in")
+        await until_answers(f"{cluster.url('stand-in')}/@adabaker", cluster.processes["stand-in"])
+        for name in COMPONENTS:
+            cluster.start(name)
+        for name in COMPONENTS:
+            await cluster.ready(name)
+        port = cluster.ports["api"]
         for phase in phases:
-            print(f"== push: {phase.name}, {size.subscribers} subscribers", flush=True)
-            connections: list[Any] = []
+            print(f"== push: {phase.name}", flush=True)
+            connections: list[WebSocket] | list[EventStream]
             if phase.name == "graphql":
                 connections = await graphql_subscribers(port, phase.subscribers, size.subscribers)
             elif phase.name == "sse":
                 connections = await sse_subscribers(port, phase.subscribers, size.subscribers)
-            await load(base_url, size, phase)
+            else:  # one subscriber: the latency of the pipeline alone
+                connections = await graphql_subscribers(port, phase.subscribers, 1)
+            cpu = process_tree_cpu(os.getpid())
+            await load(cluster.url("api"), size, phase)
+            phase.cpu_s = _used(cpu, process_tree_cpu(os.getpid()))
             phase.subscribers.ended = sum(1 for c in connections if c.closed.done())
             for connection in connections:
                 connection.close()
             await asyncio.sleep(1)
     finally:
-        stop(process)
+        for name in reversed(list(cluster.processes)):
+            await cluster.stop(name)
     return phases
 
 
@@ -284,16 +310,26 @@ async def resolutions(settings: Settings) -> dict[str, int]:
 
 
 def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
+    """Latency from each JobResolved appended to each subscriber's receipt, and its two
+    parts: to the first subscriber that got it (the pipeline: projection, store, change
+    stream, the API), and from there to each (the API's fan-out, which the baseline's
+    figure is comparable to)."""
     resolved = [job for job in phase.created if job in appended]
     latencies: list[float] = []
+    first: list[float] = []
+    fan_out: list[float] = []
     dropped = 0
-    for got in phase.subscribers.resolved:
-        for job in resolved:
-            arrived = got.get(job)
-            if arrived is None:
-                dropped += 1
-            else:
-                latencies.append(arrived * 1000 - appended[job])
+    for job in resolved:
+        arrivals = [got.get(job) for got in phase.subscribers.resolved]
+        received = [a for a in arrivals if a is not None]
+        dropped += len(arrivals) - len(received)
+        if not received:
+            continue
+        earliest = min(received)
+        first.append(earliest * 1000 - appended[job])
+        for arrived in received:
+            latencies.append(arrived * 1000 - appended[job])
+            fan_out.append((arrived - earliest) * 1000)
     figures = lateness_figures(latencies)
     subscribers = len(phase.subscribers.resolved)
     return {
@@ -304,9 +340,23 @@ def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
         else 0,
         "deliveries": figures.pop("jobs"),
         **figures,
+        "to_first": _spread(first),
+        "fan_out": _spread(fan_out),
         "dropped": dropped,
         "connections_ended": phase.subscribers.ended,
         "message_bytes": _mean(phase.subscribers.sizes),
+    }
+
+
+def _spread(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(percentile(ms, 0.5), 1), "p99_ms": round(percentile(ms, 0.99), 1)}
+
+
+def _used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds used between two readings, by process (named without its pid)."""
+    return {
+        name.split(" (pid")[0]: round(seconds - before.get(name, 0.0), 2)
+        for name, seconds in after.items()
     }
 
 
@@ -345,10 +395,13 @@ async def on_bare(size: PushSize, message_bytes: int, log: Path) -> dict[str, An
             subscribers, stamps = Subscribers(), dict[str, float]()
             connections = await bare_subscribers(port, path, subscribers, stamps, size.subscribers)
             order = {"rate": size.rate, "seconds": size.seconds, "message": message}
+            cpu = sum(process_tree_cpu(process.pid).values())
             async with httpx.AsyncClient(base_url=base_url) as http:
                 await http.post("/broadcast", json=order)
             await asyncio.sleep(size.seconds + 3)
             report[name] = _bare_figures(subscribers, stamps, size.seconds)
+            used = sum(process_tree_cpu(process.pid).values()) - cpu
+            report[name]["cpu_percent"] = round(100 * used / (size.seconds + 3))
             for connection in connections:
                 connection.close()
             await asyncio.sleep(1)
@@ -382,13 +435,18 @@ async def run_push(size_name: str) -> dict[str, Any]:
     report: dict[str, Any] = {"size": size_name, "parameters": asdict(size)}
     with tempfile.TemporaryDirectory(prefix="jobline-push-") as tmp:
         async with embedded_backends(Path(tmp)) as settings:
-            phases = await on_jobline(settings, size, Path(tmp) / "jobline.log")
+            phases = await on_cluster(settings, size, Path(tmp))
             print("== push: reading the log back", flush=True)
             appended = await resolutions(settings)
         for phase in phases:
-            report[phase.name] = {"serving": serving_figures(phase)}
-            if phase.name != "quiet":
-                report[phase.name]["push"] = push_figures(phase, appended)
+            report[phase.name] = {
+                "serving": serving_figures(phase),
+                "cpu_percent": {
+                    name: round(100 * used / (phase.seconds + SETTLE_S))
+                    for name, used in phase.cpu_s.items()
+                },
+            }
+            report[phase.name]["push"] = push_figures(phase, appended)
         graphql = report["graphql"]["push"]
         messages = PushSize(
             subscribers=size.subscribers,

@@ -117,6 +117,7 @@ def consumer(settings: Settings, group_id: str, *topics: str) -> AIOKafkaConsume
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_poll_records=500,
     )
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jobline.cluster import Cluster
 from projections.jobs.replay import replay
 from runtime.positions import LogPositions
 from runtime.settings import Settings
 from schema import JobDue, JobFailed, JobRequested, JobResolved
-from tests.cluster import Cluster, environment
+from tests.cluster import environment
 from tests.conftest import StandInServer
 from tests.logread import read_events
 

@@ -19,6 +19,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from jobline.children import store
+from jobline.cluster import Cluster
 from jobline.components import COMPONENTS
 from jobline.serving import free_port
 from projections.jobs.replay import replay
@@ -26,7 +27,7 @@ from runtime.settings import Settings
 from runtime.store import database
 from schema import JobFailed, JobRequested, JobResolved
 from tests.clients import api_client
-from tests.cluster import Cluster, environment
+from tests.cluster import environment
 from tests.conftest import ROOT, StandInServer
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
