@@ -55,6 +55,8 @@ KEPT = 512
 
 
 class _Recent(OrderedDict[Any, Any]):
+    """The last KEPT entries."""
+
     def keep(self, key: Any, value: Any) -> Any:
         self[key] = value
         if len(self) > KEPT:
@@ -168,7 +170,6 @@ class _VariablesBelowRoot(Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.names: set[str] = set()
-        self.depth = 0
 
     @classmethod
     def of(cls, operation: OperationDefinitionNode) -> frozenset[str]:

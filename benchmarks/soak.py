@@ -50,6 +50,7 @@ SIZES = {
     "default": SoakSize(minutes=10, rate=50, sample_s=60),
     "full": SoakSize(minutes=30, rate=50, sample_s=60),
 }
+CREATORS = 64
 GRAPHQL_JOBS = json.dumps({"query": "{ jobs(first: 30) { edges { node { id status } } } }"})
 
 
@@ -84,7 +85,11 @@ async def _soak(base_url: str, pid: int, size: SoakSize) -> dict[str, Any]:
         job_id = (await http.post("/jobs")).json()["id"]
         stop_event = asyncio.Event()
         load = {
-            "POST /jobs": paced(base_url, "POST", "/jobs", rate=size.rate, stop=stop_event),
+            # Enough connections that a slow answer does not slow the creations down: the
+            # rate is offered whatever the latency (up to CREATORS / rate seconds).
+            "POST /jobs": paced(
+                base_url, "POST", "/jobs", rate=size.rate, stop=stop_event, connections=CREATORS
+            ),
             **{
                 name: paced(
                     base_url,

@@ -3,9 +3,13 @@ below the root field, not the root field's own arguments (which choose the event
 
 from __future__ import annotations
 
-from graphql import OperationDefinitionNode, parse
+import inspect
+import json
+from typing import Any
 
-from api.sharing import _VariablesBelowRoot
+from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode, parse
+
+from api.sharing import Direct, _VariablesBelowRoot
 
 
 def _below_root(document: str) -> frozenset[str]:
@@ -39,3 +43,52 @@ def test_a_named_fragment_counts_every_variable() -> None:
     assert "*" in _below_root(
         "subscription { ...g } fragment g on Subscription { jobCounts { total } }"
     )
+
+
+class _Executor:
+    """Stands in for a subscription's executor: counts the events it executes."""
+
+    def __init__(self, result: ExecutionResult) -> None:
+        self.operation = object()
+        self.result = result
+        self.executions = 0
+
+    def _key(self, event: str) -> tuple[int, str]:
+        return (id(self.operation), event)
+
+    def build_per_event_executor(self, event: str) -> Any:
+        return self
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        self.executions += 1
+        return self.result
+
+    def is_awaitable(self, value: Any) -> bool:
+        return inspect.isawaitable(value)
+
+
+def _direct(operation_id: str, executor: _Executor, sent: list[str]) -> Direct:
+    async def send_text(text: str) -> None:
+        sent.append(text)
+
+    prefix = f'{{"id":{json.dumps(operation_id)},"type":"next","payload":'
+    return Direct(prefix, send_text, executor)  # type: ignore[arg-type]
+
+
+async def test_every_subscriber_gets_its_own_message_around_one_execution() -> None:
+    executor = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c1"}}, None))
+    sent: list[str] = []
+    for operation_id in ("1", "jobs", 'a"b'):
+        assert await _direct(operation_id, executor, sent).send("change-1")
+    assert executor.executions == 1
+    assert [json.loads(text) for text in sent] == [
+        {"id": i, "type": "next", "payload": {"data": {"jobUpdates": {"cursor": "c1"}}}}
+        for i in ("1", "jobs", 'a"b')
+    ]
+
+
+async def test_a_result_with_errors_goes_the_usual_way() -> None:
+    executor = _Executor(ExecutionResult(None, [GraphQLError("boom")]))
+    sent: list[str] = []
+    assert not await _direct("1", executor, sent).send("change-2")
+    assert sent == []
