@@ -90,29 +90,38 @@ async def paced(
     began = time.monotonic()
 
     async def connection() -> None:
-        while not stop.is_set():
-            try:
-                reader, writer = await asyncio.open_connection(host, port)
-            except OSError:
-                answers.append(Answer(0.0, 0, b"", time.monotonic()))
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                await _requests(reader, writer)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                answers.append(Answer(0.0, 0, b"", time.monotonic()))
-            finally:
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            while not stop.is_set():
+                wait = began + next(slots) / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                at = time.monotonic()
+                # A new connection when there is none, or when the server let the idle one
+                # go (its keep-alive timeout), as any client opens one: not an error.
+                if writer is None or reader is None or reader.at_eof():
+                    if writer is not None:
+                        writer.close()
+                    try:
+                        reader, writer = await asyncio.open_connection(host, port)
+                    except OSError:
+                        reader = writer = None
+                        answers.append(Answer(0.0, 0, b"", at))
+                        continue
+                started = time.perf_counter()
+                try:
+                    writer.write(request)
+                    status, answer = await read_response(reader)
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    answers.append(Answer(0.0, 0, b"", at))
+                    writer.close()
+                    reader = writer = None
+                    continue
+                answers.append(Answer(time.perf_counter() - started, status, answer, at))
+        finally:
+            if writer is not None:
                 writer.close()
-
-    async def _requests(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not stop.is_set():
-            wait = began + next(slots) / rate - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            at, started = time.monotonic(), time.perf_counter()
-            writer.write(request)
-            status, answer = await read_response(reader)
-            answers.append(Answer(time.perf_counter() - started, status, answer, at))
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return answers

@@ -48,7 +48,7 @@ from running import (
     stop,
     wait_until_up,
 )
-from timers import lateness_figures, percentile
+from timers import FAST_GROUPS, lateness_figures, percentile
 from wsclient import EventStream, WebSocket, open_event_stream, open_websocket
 
 from jobline.cluster import Cluster
@@ -65,11 +65,13 @@ class PushSize:
     rate: float  # jobs created (and so, soon after, resolved) per second
     seconds: float  # how long creations run in each phase
     read_rate: float = 10  # paced reads per second (GET /jobs, GET /jobs/{id} in turn)
+    #: After the last creation: the last delays (3 s) and fetches, then every push.
+    settle_s: float = 8
     env: dict[str, str] = field(default_factory=dict)
 
 
 SIZES = {
-    "smoke": PushSize(subscribers=50, rate=5, seconds=4),
+    "smoke": PushSize(subscribers=50, rate=5, seconds=4, settle_s=5, env=FAST_GROUPS),
     "default": PushSize(subscribers=1_000, rate=20, seconds=30),
     "full": PushSize(subscribers=1_000, rate=20, seconds=120),
 }
@@ -78,8 +80,6 @@ SHORT_DELAYS = {
     "JOBLINE_DELAY_MAX_S": "3",
     "JOBLINE_DELAY_STEP_S": "0.5",
 }
-#: After the last creation: the last delays (3 s) and fetches, then every push.
-SETTLE_S = 8
 TARGET_RATIO = 1.5
 JOB_FIELDS = (
     "id status version seq createdAt dueAt updatedAt error waitingUntil "
@@ -246,7 +246,7 @@ async def load(base_url: str, size: PushSize, phase: Phase) -> None:
     phase.creations = await creating
     phase.seconds = time.monotonic() - began
     phase.created = [json.loads(a.body)["id"] for a in phase.creations if a.status == 202]
-    await asyncio.sleep(SETTLE_S)
+    await asyncio.sleep(size.settle_s)
     stop_reading.set()
     phase.reads = [answer for route in await reads for answer in route]
 
@@ -442,7 +442,7 @@ async def run_push(size_name: str) -> dict[str, Any]:
             report[phase.name] = {
                 "serving": serving_figures(phase),
                 "cpu_percent": {
-                    name: round(100 * used / (phase.seconds + SETTLE_S))
+                    name: round(100 * used / (phase.seconds + size.settle_s))
                     for name, used in phase.cpu_s.items()
                 },
             }

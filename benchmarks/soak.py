@@ -19,6 +19,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class SoakSize:
 
 SIZES = {
     "smoke": SoakSize(
-        minutes=0.75,
+        minutes=0.5,
         rate=10,
         sample_s=10,
         env={"JOBLINE_DELAY_MIN_S": "1", "JOBLINE_DELAY_MAX_S": "10", "JOBLINE_DELAY_STEP_S": "1"},
@@ -145,11 +146,13 @@ async def _counts(http: httpx.AsyncClient) -> dict[str, int] | str:
 
 def _figures(answers: list[Answer]) -> dict[str, Any]:
     ok = [a.latency * 1000 for a in answers if 200 <= a.status < 300]
+    failed = Counter(str(a.status) for a in answers if not 200 <= a.status < 300)
     return {
         "answers": len(answers),
         "p50_ms": round(percentile(ok, 0.5), 1),
         "p99_ms": round(percentile(ok, 0.99), 1),
         "errors": len(answers) - len(ok),
+        "failed": dict(failed),  # by status; "0": no answer
     }
 
 
