@@ -40,3 +40,15 @@ async def cancel_all(*tasks: asyncio.Future[Any]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until `event` is set or `timeout_s` pass; whether it was set. Not
+    `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives as the event
+    is set (CPython gh-86296), and a task looping on it then never ends when cancelled."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -14,7 +14,6 @@ again once: the event has no idempotency key to prevent that.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -25,6 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from processors.fetcher.unsplash import Unsplash
+from runtime.aio import wait_event
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 from schema import Event, JobResolved
@@ -80,8 +80,7 @@ class Downloads:
                     pass
             except PyMongoError as error:
                 log.warning("download events: store unavailable", extra={"error": repr(error)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+            await wait_event(self._wake, IDLE_POLL_S)
 
     async def _trigger_one(self) -> bool:
         """Take one pending trigger (under a lease) and send it; False when none is due."""

@@ -12,7 +12,6 @@ wait for the next request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from pymongo.errors import PyMongoError
 
 from processors.fetcher.quota import Quota
 from processors.fetcher.unsplash import Unsplash
+from runtime.aio import wait_event
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 from schema import Photo
@@ -106,8 +106,7 @@ class PhotoSource:
         deadline = loop.time() + (FIRST_GATHER_S if unknown else self._gather_s)
         while len(self._waiting) < MAX_COUNT and (left := deadline - loop.time()) > 0:
             self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
+            await wait_event(self._arrived, left)
 
     def _take(self, n: int) -> list[asyncio.Future[Photo | str]]:
         self._waiting = [w for w in self._waiting if not w.done()]  # gone: a job let go
