@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pymongo.errors import PyMongoError
 
+from runtime.aio import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 Counts = dict[str, int]
 RETRY_S = 1.0
@@ -42,6 +44,7 @@ class LiveCounts:
                 try:
                     counts = await self._compute()
                 except PyMongoError as error:
+                    raise_if_cancelled()  # (see runtime.aio.retried)
                     log.warning("counting jobs failed; retrying", extra={"error": repr(error)})
                     self._changed.set()
                     await asyncio.sleep(RETRY_S)

@@ -36,6 +36,7 @@ from api.board import Board
 from api.errors import CallerError, InvalidInput
 from projections.jobs.store import MongoJobViews, from_document, is_counts
 from projections.jobs.view import JobView
+from runtime.aio import raise_if_cancelled
 from runtime.metrics import SUBSCRIBERS
 from runtime.store import Document
 
@@ -259,6 +260,7 @@ class JobFeed:
                 if self._board is not None:
                     self._board.reset()
             except PyMongoError as error:
+                raise_if_cancelled()  # (see runtime.aio.retried)
                 if self._board is not None:
                     self._board.reset()
                 if getattr(error, "code", None) in RESUME_POINT_LOST:

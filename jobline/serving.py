@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Coroutine, Generator
-from typing import Any
+from types import FrameType
+from typing import Any, TextIO
 
 import httpx
 import uvicorn
@@ -90,6 +93,31 @@ async def until_answers(
             await asyncio.sleep(0.2)
 
 
+def dump_tasks(out: TextIO | None = None) -> None:
+    """Every task of the running loop, with the chain of awaits it waits in (a task's own
+    stack shows only its outermost coroutine)."""
+    out = out or sys.stderr
+    tasks = asyncio.all_tasks()
+    print(f"jobline: {len(tasks)} tasks (pid {os.getpid()})", file=out)
+    for task in tasks:
+        state = "cancelling" if task.cancelling() else "pending"
+        print(f"task {task.get_name()} ({state}):", file=out)
+        for frame in _awaiting(task.get_coro()):
+            code = frame.f_code
+            print(f"  {code.co_filename}:{frame.f_lineno} {code.co_name}", file=out)
+    out.flush()
+
+
+def _awaiting(awaitable: Any) -> list[FrameType]:
+    frames: list[FrameType] = []
+    while awaitable is not None and len(frames) < 50:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return frames
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -98,13 +126,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def run_until_signalled(main: Coroutine[Any, Any, int | None]) -> int:
-    """Run `main`; SIGINT or SIGTERM cancels it, and it gets to clean up before we exit."""
+    """Run `main`; SIGINT or SIGTERM cancels it, and it gets to clean up before we exit.
+    SIGUSR1 writes every task's stack to stderr (what a process that does not stop waits
+    for)."""
 
     async def runner() -> int:
         task = asyncio.ensure_future(main)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         try:
             return await task or 0
         except asyncio.CancelledError:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -52,3 +53,28 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def retried(
+    step: Callable[[], Awaitable[T]],
+    errors: tuple[type[Exception], ...],
+    *,
+    log: logging.Logger,
+    message: str,
+    pause_s: float,
+    fields: dict[str, object] | None = None,
+) -> T:
+    """`step()`'s result, tried again after a logged pause for as long as it fails with one
+    of `errors` (the store or the broker away: what waits on it waits for it to return).
+
+    Cancelling our task ends it, even when the failing library swallowed the cancellation:
+    PyMongo waits for a server with `asyncio.wait_for` (CPython gh-86296), goes on waiting
+    and then raises its own timeout error, and a loop that retried that for ever kept a
+    store-killed `jobline run` from exiting."""
+    while True:
+        try:
+            return await step()
+        except errors as error:
+            raise_if_cancelled()
+            log.warning(message, extra={**(fields or {}), "error": repr(error)})
+            await asyncio.sleep(pause_s)

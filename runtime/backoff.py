@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from pymongo.errors import PyMongoError
 
+from runtime.aio import raise_if_cancelled
+
 
 class Backoff:
     """The pause before the next retry: `first`, doubling per failure, at most `most`."""
@@ -65,6 +67,7 @@ class Retry:
         self.backoff = backoff or Backoff()
 
     async def failed(self, error: PyMongoError, chunk: ChunkSize) -> None:
+        raise_if_cancelled()  # (see runtime.aio.retried)
         self._log.warning(
             self._message,
             extra={"error": repr(error), "retry_in_s": self.backoff.delay, "next_ops": chunk.size},

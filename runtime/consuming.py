@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pymongo.errors import PyMongoError
 
-from runtime.aio import cancel_all, raise_if_cancelled, shielded
+from runtime.aio import cancel_all, raise_if_cancelled, retried, shielded
 from runtime.eventlog import DeadLetters, Durability, is_gap, start_client
 from runtime.metrics import CONSUMER_LAG
 from runtime.offsets import OffsetTracker
@@ -160,14 +160,13 @@ class ProcessorLoop:
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
         """Like every other effect, retried (its offset held) until the broker takes it."""
-        while True:
-            try:
-                await self.dead_letters.send(record, reason)
-            except (KafkaError, PyMongoError) as error:
-                log.warning("cannot dead-letter; retrying", extra={"error": repr(error)})
-                await asyncio.sleep(RETRY_S)
-            else:
-                return
+        await retried(
+            lambda: self.dead_letters.send(record, reason),
+            (KafkaError, PyMongoError),
+            log=log,
+            message="cannot dead-letter; retrying",
+            pause_s=RETRY_S,
+        )
 
     async def revoked(self, partitions: set[int]) -> None:
         """Hand the partitions over: let the effects under way on them finish (bounded), so

@@ -4,6 +4,7 @@ stop it (only the processes the test started, by PID)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,18 +30,39 @@ def alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
+#: Where each started process's stderr (its log) goes, by PID.
+_STDERR: dict[int, Path] = {}
+
+
 def start_jobline(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
     """`jobline ARGS` with only these JOBLINE_* variables, and no creation limit unless they
-    set one (a test's clients all come from 127.0.0.1)."""
+    set one (a test's clients all come from 127.0.0.1). Its log goes to a file in `cwd`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobline", *args],
-        cwd=cwd,
-        env=clean | {"JOBLINE_CREATE_RATE_PER_S": "0"} | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    log = cwd / f"jobline-{time.monotonic_ns()}.stderr"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobline", *args],
+            cwd=cwd,
+            env=clean | {"JOBLINE_CREATE_RATE_PER_S": "0"} | env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    _STDERR[process.pid] = log
+    return process
+
+
+def exit_code(process: subprocess.Popen[str], timeout_s: float) -> int:
+    """The process's exit code once it exits; if it does not within `timeout_s`, a failure
+    that shows the stacks of its tasks (SIGUSR1) and the end of its log."""
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        tail = _STDERR[process.pid].read_text(errors="replace")[-20_000:]
+        message = f"still running after {timeout_s:g} s; its log ends:\n{tail}"
+        raise AssertionError(message) from None
 
 
 def read_until(process: subprocess.Popen[str], marker: str) -> str:

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from processors.delay.core import is_due, job_due, seconds_until_due
+from runtime.aio import raise_if_cancelled
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
 from runtime.eventlog import Durability, EventPublisher
@@ -148,6 +149,7 @@ class DelayHandler:
         except (KafkaError, PyMongoError) as error:
             # Not acknowledged (or, under `jobline run`, not archived): the timers stay armed
             # and held; try again shortly.
+            raise_if_cancelled()  # (see runtime.aio.retried)
             log.warning("cannot emit JobDue; retrying", extra={"error": repr(error)})
             for item in due:
                 heapq.heappush(self._heap, (_wait(item).due_at, item.event.job_id))

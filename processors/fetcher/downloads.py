@@ -24,7 +24,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from processors.fetcher.unsplash import Unsplash
-from runtime.aio import wait_event
+from runtime.aio import raise_if_cancelled, wait_event
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 from schema import Event, JobResolved
@@ -79,6 +79,7 @@ class Downloads:
                 while await self._trigger_one():
                     pass
             except PyMongoError as error:
+                raise_if_cancelled()  # (see runtime.aio.retried)
                 log.warning("download events: store unavailable", extra={"error": repr(error)})
             await wait_event(self._wake, IDLE_POLL_S)
 

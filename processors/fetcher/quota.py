@@ -28,6 +28,7 @@ from functools import partial
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from runtime.aio import retried
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 
@@ -191,12 +192,13 @@ class Quota:
     async def _change(self, decide: Callable[[Account], Take | Wait]) -> Take | Wait:
         """Apply `decide` to the stored account, compare-and-set; again if another fetcher
         changed it meanwhile."""
-        while True:
-            try:
-                return await self._change_once(decide)
-            except PyMongoError as error:  # the store is away: fetches wait for it
-                log.warning("Unsplash quota unavailable; retrying", extra={"error": repr(error)})
-                await asyncio.sleep(STORE_RETRY_S)
+        return await retried(  # the store is away: fetches wait for it
+            lambda: self._change_once(decide),
+            (PyMongoError,),
+            log=log,
+            message="Unsplash quota unavailable; retrying",
+            pause_s=STORE_RETRY_S,
+        )
 
     async def _change_once(self, decide: Callable[[Account], Take | Wait]) -> Take | Wait:
         while True:

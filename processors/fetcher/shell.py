@@ -18,6 +18,7 @@ from processors.fetcher.downloads import Downloads
 from processors.fetcher.quota import Quota
 from processors.fetcher.source import PhotoClaims, PhotoSource
 from processors.fetcher.unsplash import Unsplash
+from runtime.aio import raise_if_cancelled, retried
 from runtime.claims import Claim, ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed, run_together
@@ -27,7 +28,7 @@ from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
 from runtime.store import database, open_store
-from schema import Event, JobCancelled, JobDue, JobFailed
+from schema import Event, JobCancelled, JobDue, JobFailed, Photo
 
 log = logging.getLogger(__name__)
 RETRY_S = 1.0
@@ -74,7 +75,7 @@ class FetchHandler:
         self._now = now
         self._handover_s = handover_s
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
-        self._tasks: dict[asyncio.Task[None], int] = {}  # settling, with their partition
+        self._tasks: dict[asyncio.Task[None], _Work] = {}  # due jobs being settled
         self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
         self.commits: GroupCommit[Claimed, None] = GroupCommit(
             self._commit, max_batch=MAX_BATCH, max_queued=max_in_flight
@@ -121,16 +122,29 @@ class FetchHandler:
                 continue
             await self._in_flight.acquire()
             self._fetching.add((item.event.job_id, item.event.version))
-            task = asyncio.create_task(self._settle(item, claimed.get(outcome_key(_due(item)))))
-            self._tasks[task] = item.partition
+            work = _Work(item.partition)
+            task = asyncio.create_task(
+                self._settle(item, claimed.get(outcome_key(_due(item))), work)
+            )
+            self._tasks[task] = work
             task.add_done_callback(self._tasks.pop)
 
     async def revoked(self, partitions: set[int]) -> None:
-        """Let the fetches under way for these partitions settle (bounded), so that their
-        outcomes are claimed and their offsets committed before the next owner reads them: it
-        then fetches none of them again. One still waiting (for Unsplash's allowance) goes on
-        after the hand-over; its claimed outcome makes the next owner's copy harmless."""
-        leaving = [task for task, partition in self._tasks.items() if partition in partitions]
+        """Hand these partitions' due jobs over without fetching any photo twice: those no
+        request to Unsplash carries yet are let go at once (the next owner fetches them),
+        and those under way are waited for (bounded), so that their outcomes are claimed and
+        their offsets committed before the next owner reads them. One that outlasts the
+        wait goes on after the hand-over; its claimed outcome makes the next owner's copy
+        harmless (that owner's request is then the one photo too many)."""
+        leaving = {task: work for task, work in self._tasks.items() if work.partition in partitions}
+        for work in leaving.values():
+            work.let_go = True  # (one not yet started asks for nothing)
+        asked = (work.asked for work in leaving.values() if work.asked is not None)
+        if withdrawn := self._photos.withdraw(asked):
+            log.info(
+                "due jobs handed over before their photo was asked for",
+                extra={"jobs": withdrawn, "partitions": sorted(partitions)},
+            )
         if leaving:
             await asyncio.wait(leaving, timeout=self._handover_s)
 
@@ -142,14 +156,22 @@ class FetchHandler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _settle(self, item: Consumed, claim: Claim | None) -> None:
-        """Fetch the job's photo unless its outcome is claimed, then commit the outcome."""
+    async def _settle(self, item: Consumed, claim: Claim | None, work: _Work) -> None:
+        """Fetch the job's photo unless its outcome is claimed, then commit the outcome;
+        nothing if its partition is handed over before a request carries it."""
         fields = item.log_fields(self._topic)
         due = _due(item)
         key = outcome_key(due)
         try:
             if claim is None:
-                answer = await self._photos.photo()
+                if work.let_go:
+                    return
+                work.asked = self._photos.ask()
+                try:
+                    answer = await work.asked
+                except asyncio.CancelledError:
+                    raise_if_cancelled()  # this task is, not just its asking
+                    return  # withdrawn: its offset stays uncommitted for the next owner
                 event = outcome(due, answer, self._now())
                 claimed = Claimed(key, event, fields)
             else:  # claimed by an earlier run, which may not have got to append it
@@ -162,15 +184,14 @@ class FetchHandler:
             self._in_flight.release()
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], item: Consumed) -> T:
-        while True:
-            try:
-                return await step()
-            except (PyMongoError, KafkaError) as error:
-                log.warning(
-                    "fetch step failed; retrying",
-                    extra={**item.log_fields(self._topic), "error": repr(error)},
-                )
-                await asyncio.sleep(RETRY_S)
+        return await retried(
+            step,
+            (PyMongoError, KafkaError),
+            log=log,
+            message="fetch step failed; retrying",
+            pause_s=RETRY_S,
+            fields=item.log_fields(self._topic),
+        )
 
     async def _commit(self, batch: list[Claimed]) -> list[None]:
         """Claim each outcome (first writer wins) and append the claimed outcomes."""
@@ -207,6 +228,15 @@ def outcome_key(due: JobDue) -> str:
 def _due(item: Consumed) -> JobDue:
     assert isinstance(item.event, JobDue)  # handle() settles only those
     return item.event
+
+
+@dataclass(slots=True)
+class _Work:
+    """A due job being settled: its partition, and its asking for a photo once made."""
+
+    partition: int
+    asked: asyncio.Future[Photo | str] | None = None
+    let_go: bool = False  # its partition is handed over
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from processors.fetcher.quota import Quota
 from processors.fetcher.unsplash import Unsplash
-from runtime.aio import wait_event
+from runtime.aio import retried, wait_event
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 from schema import Photo
@@ -60,12 +60,22 @@ class PhotoSource:
         self._requests = asyncio.Semaphore(concurrency)  # requests to Unsplash at once
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def photo(self) -> Photo | str:
-        """A photo for one job, or the reason (for a person) why there is none."""
+    def ask(self) -> asyncio.Future[Photo | str]:
+        """A photo for one job, or the reason (for a person) why there is none, once a
+        request brings it; `withdraw` takes the asking back while no request carries it."""
         wanted: asyncio.Future[Photo | str] = asyncio.get_running_loop().create_future()
         self._waiting.append(wanted)
         self._arrived.set()
-        return await wanted
+        return wanted
+
+    def withdraw(self, asked: Iterable[asyncio.Future[Photo | str]]) -> int:
+        """Cancel those of `asked` that no request carries yet (a job handed over: its next
+        owner asks, and no photo is fetched twice); the others are under way. How many."""
+        waiting = set(self._waiting)
+        withdrawn = [wanted for wanted in asked if wanted in waiting and not wanted.done()]
+        for wanted in withdrawn:
+            wanted.cancel()
+        return len(withdrawn)
 
     async def run(self) -> None:
         """Send requests for the waiting jobs, until cancelled."""
@@ -163,14 +173,18 @@ class PhotoClaims:
 
     async def fresh(self, photos: list[Photo]) -> list[Photo]:
         """The photos claimed now, the others dropped."""
+        if not photos:
+            return []
         docs = [{"_id": photo.id, "claimed_at": utc_now()} for photo in photos]
-        while True:
-            try:
-                taken = set(await insert_new(self._collection, docs)) if docs else set()
-            except PyMongoError as error:  # the store is away: the jobs wait for it
-                log.warning("photo claims unavailable; retrying", extra={"error": repr(error)})
-                await asyncio.sleep(STORE_RETRY_S)
-                continue
-            if taken:
-                log.info("photos given before, not again", extra={"photos": len(taken)})
-            return [photo for i, photo in enumerate(photos) if i not in taken]
+        taken = set(
+            await retried(  # the store is away: the jobs wait for it
+                lambda: insert_new(self._collection, docs),
+                (PyMongoError,),
+                log=log,
+                message="photo claims unavailable; retrying",
+                pause_s=STORE_RETRY_S,
+            )
+        )
+        if taken:
+            log.info("photos given before, not again", extra={"photos": len(taken)})
+        return [photo for i, photo in enumerate(photos) if i not in taken]

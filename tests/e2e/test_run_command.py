@@ -25,7 +25,16 @@ from tests.clients import api_client
 from tests.conftest import StandInServer
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
-from tests.runs import FAST, alive, child_pids, read_until, start_jobline, still_running, stop
+from tests.runs import (
+    FAST,
+    alive,
+    child_pids,
+    exit_code,
+    read_until,
+    start_jobline,
+    still_running,
+    stop,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -135,7 +144,7 @@ def test_stand_in_command_answers_like_unsplash(tmp_path: Path) -> None:
         image = httpx.get(photo["urls"]["small"])
         assert image.headers["content-type"].startswith("image/svg+xml")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
+        assert exit_code(process, 15) == 0
     finally:
         stop(process)
 
@@ -196,7 +205,7 @@ async def test_run_killed_with_jobs_pending_restarts_and_resolves_each_once(
         assert set(outcomes) == ids
         assert all(len(o) == 1 for o in outcomes.values())
         second.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 30) == 0
+        assert await asyncio.to_thread(exit_code, second, 30) == 0
     finally:
         stop(second)
 
@@ -218,7 +227,7 @@ async def test_run_refuses_checkpoints_past_the_end_of_a_reset_log(
             await _resolves(f"http://127.0.0.1:{port}")
         await asyncio.sleep(1.5)  # the archiver keeps the groups' checkpoints
         first.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(first.wait, 30) == 0
+        assert await asyncio.to_thread(exit_code, first, 30) == 0
     finally:
         stop(first)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
@@ -260,7 +269,7 @@ def test_run_stops_with_a_clear_error_when_its_broker_dies(tmp_path: Path) -> No
             children = child_pids(process.pid)
             tansu = next(p for p in children if "tansu" in Path(f"/proc/{p}/cmdline").read_text())
             os.kill(tansu, signal.SIGKILL)
-            assert process.wait(timeout=30) == 1
+            assert exit_code(process, 30) == 1
         finally:
             stop(process)
     assert "broker (Tansu) stopped" in (tmp_path / "stderr.log").read_text()
@@ -330,6 +339,6 @@ async def test_run_killed_mid_burst_keeps_every_acknowledged_creation(tmp_path: 
         )
         assert counted == recount
         second.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 30) == 0
+        assert await asyncio.to_thread(exit_code, second, 30) == 0
     finally:
         stop(second)

@@ -28,7 +28,7 @@ from schema import JobRequested, JobResolved
 from tests.clients import api_client
 from tests.logread import read_events
 from tests.readmodel import counts_and_recount
-from tests.runs import child_pids, read_until, start_jobline, stop
+from tests.runs import child_pids, exit_code, read_until, start_jobline, stop
 
 BURST = 300
 CLIENTS = 16
@@ -118,7 +118,8 @@ async def test_killing_the_store_after_a_burst_loses_no_acknowledged_job(tmp_pat
                 lambda: os.kill(store, signal.SIGKILL),
                 kill_after=BURST // 2,
             )
-        assert await asyncio.to_thread(first.wait, 180) == 1  # (a busy machine is slow to stop)
+        # (a busy machine is slow to stop)
+        assert await asyncio.to_thread(exit_code, first, 180) == 1
     finally:
         stop(first)
 
@@ -154,7 +155,7 @@ async def test_killing_the_store_after_a_burst_loses_no_acknowledged_job(tmp_pat
         assert counted == recount
         assert counted["resolved"] == len(after)
         second.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(second.wait, 30) == 0
+        assert await asyncio.to_thread(exit_code, second, 30) == 0
     finally:
         stop(second)
 

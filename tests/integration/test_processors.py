@@ -6,7 +6,8 @@ import asyncio
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -246,6 +247,48 @@ async def test_processors_act_only_on_records_the_gate_lets_through(settings: Se
         await client.close()
 
 
+@asynccontextmanager
+async def _fetching(
+    settings: Settings,
+    tracker: OffsetTracker,
+    concurrency: int = 8,
+    counted: list[int] | None = None,
+) -> AsyncIterator[FetchHandler]:
+    """A FetchHandler on the test's broker, store and stand-in, running; `counted` gets the
+    size of each append."""
+    await ensure_topics(settings)
+    producer = await start_producer(settings, "test")
+    client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
+    unsplash = Unsplash(settings)
+    appends = counted if counted is not None else []
+
+    class Counted(KafkaEventPublisher):
+        async def publish(self, events: Sequence[Event]) -> list[Appended]:
+            appends.append(len(events))
+            return await super().publish(events)
+
+    handler = FetchHandler(
+        publisher=Counted(producer, settings.topics.jobs),
+        tracker=tracker,
+        topic=settings.topics.jobs,
+        photos=PhotoSource(unsplash, concurrency=concurrency),
+        outcomes=ClaimStore(database(client, settings)["fetch_outcomes"]),
+        downloads=Downloads(database(client, settings)["download_events"], unsplash),
+        now=utc_now,
+        handover_s=10,
+    )
+    committing = asyncio.create_task(handler.run())
+    try:
+        yield handler
+    finally:
+        committing.cancel()
+        await asyncio.gather(committing, return_exceptions=True)
+        await handler.aclose()
+        await unsplash.aclose()
+        await producer.stop()
+        await client.close()
+
+
 async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
     settings: Settings, stand_in: StandInServer
 ) -> None:
@@ -255,29 +298,9 @@ async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
     now = utc_now()
     due = [job_life(f"burst-{n}", now)[1] for n in range(100)]
     batch = [Consumed(0, n, event) for n, event in enumerate(due)]
-    await ensure_topics(settings)
-    producer = await start_producer(settings, "test")
-    client: AsyncMongoClient[dict[str, Any]] = open_store(settings)
-    unsplash = Unsplash(settings)
-    appends: list[int] = []
-
-    class Counted(KafkaEventPublisher):
-        async def publish(self, events: Sequence[Event]) -> list[Appended]:
-            appends.append(len(events))
-            return await super().publish(events)
-
     tracker = OffsetTracker()
-    handler = FetchHandler(
-        publisher=Counted(producer, settings.topics.jobs),
-        tracker=tracker,
-        topic=settings.topics.jobs,
-        photos=PhotoSource(unsplash, concurrency=8),
-        outcomes=ClaimStore(database(client, settings)["fetch_outcomes"]),
-        downloads=Downloads(database(client, settings)["download_events"], unsplash),
-        now=utc_now,
-    )
-    committing = asyncio.create_task(handler.run())
-    try:
+    appends: list[int] = []
+    async with _fetching(settings, tracker, counted=appends) as handler:
         for delivery in (1, 2):
             for item in batch:
                 tracker.hold(0, item.offset)
@@ -287,17 +310,46 @@ async def test_the_fetcher_commits_a_burst_of_outcomes_in_groups(
             if delivery == 1:
                 assert sum(appends) == 100, "an outcome was appended twice"
                 assert len(appends) < 50, f"outcomes were not grouped: {appends}"
-        assert sum(appends) == 200
-        outcomes: defaultdict[str, list[Event]] = defaultdict(list)
-        for e in await read_events(settings):
-            if isinstance(e, JobResolved):
-                outcomes[e.job_id].append(e)
-        assert set(outcomes) == {f"burst-{n}" for n in range(100)}
-        assert all(len(copies) == 2 and copies[0] == copies[1] for copies in outcomes.values())
-    finally:
-        committing.cancel()
-        await asyncio.gather(committing, return_exceptions=True)
-        await handler.aclose()
-        await unsplash.aclose()
-        await producer.stop()
-        await client.close()
+    assert sum(appends) == 200
+    outcomes: defaultdict[str, list[Event]] = defaultdict(list)
+    for e in await read_events(settings):
+        if isinstance(e, JobResolved):
+            outcomes[e.job_id].append(e)
+    assert set(outcomes) == {f"burst-{n}" for n in range(100)}
+    assert all(len(copies) == 2 and copies[0] == copies[1] for copies in outcomes.values())
+
+
+async def test_a_hand_over_fetches_no_photo_twice(
+    settings: Settings, stand_in: StandInServer
+) -> None:
+    """40 jobs due at once on partitions 0 and 1, one request to Unsplash at a time (30 jobs
+    to a request, each taking a second). Partition 1 is handed over while the first request
+    is under way: its jobs that request carries are waited for and committed, the others are
+    let go uncommitted, at once. The next owner fetches those: 40 photos in all, not one
+    more, and each job resolved once."""
+    stand_in.state.fault_delay_s = 1.0
+    now = utc_now()
+    batch = [
+        Consumed(n % 2, n // 2, job_life(f"handed-{n}", now)[1]) for n in range(40)
+    ]  # partition 0 has even n, partition 1 odd n, 20 each
+    tracker = OffsetTracker()
+    async with _fetching(settings, tracker, concurrency=1) as handler:
+        for item in batch:
+            tracker.hold(item.partition, item.offset)
+        await handler.handle(batch)
+        await eventually(lambda: stand_in.state.requests == 1, "the first request under way")
+        await handler.revoked({1})
+        # The first request's 30 jobs (15 of partition 1) settled, partition 1's other 5 not.
+        assert tracker.committable(1) == 15
+        leftover = [item for item in batch if item.partition == 1 and item.offset >= 15]
+        await eventually(lambda: tracker.committable(0) == 20, "partition 0 settled")
+    assert stand_in.state.photos == 35
+    next_owner = OffsetTracker()
+    async with _fetching(settings, next_owner) as handler:
+        for item in leftover:
+            next_owner.hold(1, item.offset)
+        await handler.handle(leftover)
+        await eventually(lambda: next_owner.committable(1) == 20, "the rest of partition 1")
+    assert stand_in.state.photos == 40, "a photo fetched twice across the hand-over"
+    resolved = Counter(e.job_id for e in await read_events(settings) if isinstance(e, JobResolved))
+    assert resolved == Counter(f"handed-{n}" for n in range(40))

@@ -1,13 +1,14 @@
-"""`shielded`: a clean-up step that swallows cancellation must not swallow ours."""
+"""`shielded`, `raise_if_cancelled`, `retried`: a cancellation a library swallows stays."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import pytest
 
-from runtime.aio import raise_if_cancelled, shielded
+from runtime.aio import raise_if_cancelled, retried, shielded
 
 
 async def background_work() -> None:
@@ -68,3 +69,57 @@ async def test_a_loop_raises_a_cancellation_its_library_swallowed() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert rounds > 1
+
+
+class StoreAway(Exception):
+    pass
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_a_retry_loop_ends_when_the_failing_call_swallowed_the_cancellation(
+    guarded: bool,
+) -> None:
+    """What PyMongo's server selection does with a dead store: the cancellation is lost in
+    its wait, and it raises its own error when that wait ends. `retried` stops there; a
+    plain retry loop goes on for ever."""
+    log = logging.getLogger("test")
+
+    selecting = asyncio.Event()
+
+    async def select_a_server_like_pymongo() -> None:
+        selecting.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+        raise StoreAway("no server")
+
+    ended = False
+
+    async def plain_loop() -> None:
+        while not ended:  # (only so that the test can end it)
+            try:
+                await select_a_server_like_pymongo()
+            except StoreAway:
+                await asyncio.sleep(0.01)
+            else:
+                return
+
+    task = asyncio.create_task(
+        retried(select_a_server_like_pymongo, (StoreAway,), log=log, message="x", pause_s=0.01)
+        if guarded
+        else plain_loop()
+    )
+    await asyncio.sleep(0.1)
+    selecting.clear()
+    await selecting.wait()
+    task.cancel()  # while it waits for a server
+    try:
+        done, _ = await asyncio.wait({task}, timeout=1)
+        if guarded:
+            assert task in done
+            assert task.cancelled()
+        else:
+            assert not done  # the hazard: it goes on
+    finally:
+        ended = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
