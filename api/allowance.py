@@ -39,7 +39,7 @@ class Allowance:
         subscription shown to many is then executed without a pause)."""
         if time.monotonic() - self._read_at >= FRESH_S:
             return self.waiting_until()
-        return self._until if self._until is not None and self._until > utc_now() else None
+        return self._current()
 
     async def waiting_until(self) -> datetime | None:
         """When due jobs may be fetched again, while the allowance is spent; else None."""
@@ -55,4 +55,7 @@ class Allowance:
                 if account is None
                 else waiting_until(account, utc_now(), self._window_s, self._reserve)
             )
+        return self._current()
+
+    def _current(self) -> datetime | None:
         return self._until if self._until is not None and self._until > utc_now() else None

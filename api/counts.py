@@ -38,6 +38,7 @@ class LiveCounts:
 
     async def run(self) -> None:
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             await self._changed.wait()
             self._changed.clear()
             if self._listeners:

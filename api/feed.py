@@ -236,6 +236,7 @@ class JobFeed:
     async def run(self) -> None:
         token = None
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             try:
                 async with await self._collection.watch(
                     full_document="updateLookup", resume_after=token

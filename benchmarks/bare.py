@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from jobline.serving import AppServer
+from jobline.serving import AppServer, loop_factory
 
 app = FastAPI()
 CONSTANT = {"id": "00000000-0000-0000-0000-000000000000", "status": "pending"}
@@ -108,7 +109,10 @@ async def serve(port: int) -> None:
 
 
 def main() -> int:
-    asyncio.run(serve(int(sys.argv[1])))
+    """On the event loop jobline's processes run on (JOBLINE_EVENT_LOOP, as they read it)."""
+    new_loop = loop_factory(os.environ.get("JOBLINE_EVENT_LOOP", "auto"))
+    with asyncio.Runner(loop_factory=new_loop) as running:
+        running.run(serve(int(sys.argv[1])))
     return 0
 
 

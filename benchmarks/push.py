@@ -41,7 +41,9 @@ import httpx
 from loadclient import Answer, paced
 from processes import process_tree_cpu
 from running import (
+    EVENT_LOOP,
     LOAD_SETTINGS,
+    SHORT_DELAYS,
     embedded_backends,
     environment,
     start_bare,
@@ -74,11 +76,6 @@ SIZES = {
     "smoke": PushSize(subscribers=50, rate=5, seconds=4, settle_s=5, env=FAST_GROUPS),
     "default": PushSize(subscribers=1_000, rate=20, seconds=30),
     "full": PushSize(subscribers=1_000, rate=20, seconds=120),
-}
-SHORT_DELAYS = {
-    "JOBLINE_DELAY_MIN_S": "0.5",
-    "JOBLINE_DELAY_MAX_S": "3",
-    "JOBLINE_DELAY_STEP_S": "0.5",
 }
 TARGET_RATIO = 1.5
 JOB_FIELDS = (
@@ -432,7 +429,11 @@ def _bare_figures(
 
 async def run_push(size_name: str) -> dict[str, Any]:
     size = SIZES[size_name]
-    report: dict[str, Any] = {"size": size_name, "parameters": asdict(size)}
+    report: dict[str, Any] = {
+        "size": size_name,
+        "parameters": asdict(size),
+        "event_loop": EVENT_LOOP,
+    }
     with tempfile.TemporaryDirectory(prefix="jobline-push-") as tmp:
         async with embedded_backends(Path(tmp)) as settings:
             phases = await on_cluster(settings, size, Path(tmp))

@@ -4,6 +4,7 @@ with Ctrl-C as a user stops it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,20 @@ def on_jobline_run(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
             stop(process)
 
 
+#: Jobs due within seconds, so that the pipeline's every stage runs while measured.
+SHORT_DELAYS = {
+    "JOBLINE_DELAY_MIN_S": "0.5",
+    "JOBLINE_DELAY_MAX_S": "3",
+    "JOBLINE_DELAY_STEP_S": "0.5",
+}
+#: The read route the page's first view asks for, over GraphQL.
+GRAPHQL_JOBS = json.dumps({"query": "{ jobs(first: 30) { edges { node { id status } } } }"})
+
+#: The loop every process of a benchmark runs on, jobline's and the bare baseline's alike:
+#: JOBLINE_EVENT_LOOP as the suite was given it (`asyncio` measures without uvloop).
+EVENT_LOOP = os.environ.get("JOBLINE_EVENT_LOOP", "auto")
+
+
 #: For `jobline run` under a load (see `start`).
 LOAD_SETTINGS = {
     "JOBLINE_STAND_IN_HOURLY_LIMIT": str(10**9),
@@ -52,7 +67,7 @@ def start(
     is the per-client creation limit, since all the load comes from one address. Its
     log goes to the file named by BENCH_LOG (appended), if set; else nowhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_")}
-    env |= LOAD_SETTINGS | (settings or {})
+    env |= LOAD_SETTINGS | {"JOBLINE_EVENT_LOOP": EVENT_LOOP} | (settings or {})
     env["JOBLINE_DATA_DIR"] = data_dir
     log_path = os.environ.get("BENCH_LOG")
     return launch(["-m", "jobline", "run", "--port", str(port)], env, log_path)
@@ -122,6 +137,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
             kafka_idempotence="false",
             mongodb_uri=settings.store_uri,
             log_level="WARNING",
+            event_loop=EVENT_LOOP,
         )
         | extra
     )

@@ -15,7 +15,6 @@ The target is no growth trend in memory or latency and no errors; nothing is ass
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 from loadclient import Answer, paced
 from processes import process_tree_cpu, process_tree_rss
-from running import start, stop, wait_until_up
+from running import GRAPHQL_JOBS, start, stop, wait_until_up
 from timers import percentile
 
 from jobline.serving import free_port
@@ -52,7 +51,6 @@ SIZES = {
     "full": SoakSize(minutes=30, rate=50, sample_s=60),
 }
 CREATORS = 64
-GRAPHQL_JOBS = json.dumps({"query": "{ jobs(first: 30) { edges { node { id status } } } }"})
 
 
 def routes(job_id: str) -> dict[str, tuple[str, str, bytes]]:

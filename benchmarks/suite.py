@@ -51,18 +51,12 @@ import timers
 from loadclient import Load, paced, read_response, request_bytes, run_load
 from processes import descendants, process_tree_cpu, process_tree_rss
 from pymongo import AsyncMongoClient
-from running import start, start_bare, stop, wait_until_up
+from running import GRAPHQL_JOBS, SHORT_DELAYS, start, start_bare, stop, wait_until_up
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
 from jobline.serving import free_port
-
-SHORT_DELAYS = {
-    "JOBLINE_DELAY_MIN_S": "0.5",
-    "JOBLINE_DELAY_MAX_S": "3",
-    "JOBLINE_DELAY_STEP_S": "0.5",
-}
 
 
 @dataclass(frozen=True)
@@ -117,9 +111,6 @@ READ_CLIENTS = 8
 PAGE = 30
 DEEP_PAGES = 100
 JSON_HEADERS = {"Content-Type": "application/json"}
-GRAPHQL_JOBS = json.dumps(
-    {"query": f"{{ jobs(first: {PAGE}) {{ edges {{ node {{ id status }} }} }} }}"}
-)
 
 
 def figures(load: Load) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from api.app import create_app
 from jobline.components import COMPONENTS
 from jobline.embedded import run_all
 from jobline.progress import ProgressBar
-from jobline.serving import AppServer, run_until_signalled
+from jobline.serving import AppServer, loop_factory, run_until_signalled
 from jobline.status import status
 from processors.fetcher.unsplash import check as unsplash_check
 from projections.jobs.replay import MAX_REPORTED, replay
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         args.host = settings.host
     if getattr(args, "port", None) is None and hasattr(args, "port"):
         args.port = settings.port
-    return run_until_signalled(_command(args, settings))
+    try:
+        new_loop = loop_factory(settings.event_loop)
+    except RuntimeError as error:
+        return _cannot_start(str(error))
+    return run_until_signalled(_command(args, settings), new_loop)
 
 
 def _cannot_start(problem: str) -> int:

@@ -10,9 +10,11 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jobline.serving import free_port, until_answers
 from runtime.settings import Settings
@@ -49,10 +51,18 @@ class Cluster:
         self.kills[name] += 1
 
     async def stop(self, name: str, timeout_s: float = 60) -> None:
-        """Stop an instance as an orchestrator would (SIGTERM), and wait until it is gone."""
+        """Stop an instance as an orchestrator would (SIGTERM), and wait until it is gone.
+        One still running after `timeout_s` writes its tasks' stacks to its log (SIGUSR1),
+        is killed, and the error quotes the end of its log."""
         process = self.processes.pop(name)
         process.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(process.wait, timeout_s)
+        try:
+            await asyncio.to_thread(process.wait, timeout_s)
+        except subprocess.TimeoutExpired:
+            tail = await asyncio.to_thread(stacks_and_log, process, self.logs / f"{name}.log")
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"{name} did not stop in {timeout_s:g} s; {tail}") from None
 
     async def ready(self, name: str, timeout_s: float = 60) -> None:
         """Wait until the instance says it is ready (its /readyz)."""
@@ -63,3 +73,11 @@ class Cluster:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def stacks_and_log(process: subprocess.Popen[Any], log: Path) -> str:
+    """For a jobline process that does not stop: its tasks' stacks written to its log
+    (SIGUSR1, jobline.serving.dump_tasks), and the end of that log."""
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(2)
+    return "its log ends:\n" + log.read_text(errors="replace")[-20_000:]

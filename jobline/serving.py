@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from types import FrameType
 from typing import Any, TextIO
 
@@ -125,10 +125,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def run_until_signalled(main: Coroutine[Any, Any, int | None]) -> int:
-    """Run `main`; SIGINT or SIGTERM cancels it, and it gets to clean up before we exit.
-    SIGUSR1 writes every task's stack to stderr (what a process that does not stop waits
-    for)."""
+def run_until_signalled(
+    main: Coroutine[Any, Any, int | None],
+    new_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> int:
+    """Run `main` on a loop from `new_loop` (asyncio's own if None: see `loop_factory`);
+    SIGINT or SIGTERM cancels it, and it gets to clean up before we exit. SIGUSR1 writes
+    every task's stack to stderr (what a process that does not stop waits for)."""
 
     async def runner() -> int:
         task = asyncio.ensure_future(main)
@@ -141,4 +144,20 @@ def run_until_signalled(main: Coroutine[Any, Any, int | None]) -> int:
         except asyncio.CancelledError:
             return 0
 
-    return asyncio.run(runner())
+    with asyncio.Runner(loop_factory=new_loop) as running:
+        return running.run(runner())
+
+
+def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for `uvloop`, and for `auto` when it is installed; None (asyncio's
+    own) for `asyncio`."""
+    if event_loop == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 (optional: not on every platform)
+    except ImportError:
+        if event_loop == "uvloop":
+            raise RuntimeError("JOBLINE_EVENT_LOOP=uvloop, but uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

@@ -28,9 +28,11 @@ async def shielded(awaitable: Awaitable[T]) -> T:
 def raise_if_cancelled() -> None:
     """Raise the cancellation our task was asked for, if a library swallowed it.
 
-    aiokafka catches CancelledError in places (see `shielded`); when that happens in a call
-    a loop makes over and over, the loop goes on for ever although its task is being
-    cancelled. A loop that calls such a library checks this each time round."""
+    aiokafka catches CancelledError in places (see `shielded`), and PyMongo waits with
+    `asyncio.wait_for`, which on Python 3.11 loses a cancellation that arrives as its wait
+    ends (CPython gh-86296); when that happens in a call a loop makes over and over, the
+    loop goes on for ever (or waits for ever) although its task is being cancelled. Every
+    long-lived loop that calls such a library checks this each time round."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
@@ -73,8 +75,11 @@ async def retried(
     store-killed `jobline run` from exiting."""
     while True:
         try:
-            return await step()
+            done = await step()
         except errors as error:
             raise_if_cancelled()
             log.warning(message, extra={**(fields or {}), "error": repr(error)})
             await asyncio.sleep(pause_s)
+        else:
+            raise_if_cancelled()  # (it may have swallowed the cancellation and succeeded)
+            return done

@@ -26,7 +26,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from runtime.aio import shielded
+from runtime.aio import raise_if_cancelled, shielded
 from runtime.backoff import ChunkSize, Retry, write_chunked
 from runtime.eventlog import GAP_HEADER, Appended, Durability, start_client
 from runtime.logreader import LogReader
@@ -216,6 +216,7 @@ class LogArchive:
             await self._assign(consumer)
             snapshot_at = 0.0
             while True:
+                raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
                 fetched = await consumer.getmany(timeout_ms=100)
                 await self._store(r for records in fetched.values() for r in records)
                 if time.monotonic() >= snapshot_at:

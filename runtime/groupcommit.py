@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from runtime.aio import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -72,6 +74,7 @@ class GroupCommit(Generic[T, R]):
         """Commit batches until cancelled; whatever is queued then fails with CancelledError."""
         try:
             while True:
+                raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
                 await self._arrived.wait()
                 self._arrived.clear()
                 while self._queue:

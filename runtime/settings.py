@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs are JSON lines."
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="What every jobline process runs on: uvloop (libuv: socket writes, "
+        "timers and task wake-ups in C) when it is installed (`auto`, on Linux and macOS), "
+        "or asyncio's own loop.",
     )
 
     @model_validator(mode="after")

@@ -4,11 +4,12 @@ stop it (only the processes the test started, by PID)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from jobline.cluster import stacks_and_log
 
 
 def child_pids(pid: int) -> set[int]:
@@ -58,11 +59,8 @@ def exit_code(process: subprocess.Popen[str], timeout_s: float) -> int:
     try:
         return process.wait(timeout_s)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        tail = _STDERR[process.pid].read_text(errors="replace")[-20_000:]
-        message = f"still running after {timeout_s:g} s; its log ends:\n{tail}"
-        raise AssertionError(message) from None
+        tail = stacks_and_log(process, _STDERR[process.pid])
+        raise AssertionError(f"still running after {timeout_s:g} s; {tail}") from None
 
 
 def read_until(process: subprocess.Popen[str], marker: str) -> str:

@@ -108,6 +108,7 @@ class DelayHandler:
 
     async def run_timers(self) -> None:
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             due = self._due_now()
             if due:
                 await self._fire(due)

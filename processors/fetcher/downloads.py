@@ -71,6 +71,7 @@ class Downloads:
         """Trigger pending download events, until cancelled."""
         prepared = False
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             self._wake.clear()  # before looking: a photo noted meanwhile wakes the next look
             try:
                 if not prepared:

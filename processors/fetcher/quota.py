@@ -28,7 +28,7 @@ from functools import partial
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from runtime.aio import retried
+from runtime.aio import raise_if_cancelled, retried
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 
@@ -160,6 +160,7 @@ class Quota:
     async def acquire(self) -> None:
         """Take one request from the allowance, waiting for it as long as it takes."""
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             decided = await self._change(
                 partial(take, now=utc_now(), window_s=self._window_s, reserve=self._reserve)
             )

@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from processors.fetcher.quota import Quota
 from processors.fetcher.unsplash import Unsplash
-from runtime.aio import retried, wait_event
+from runtime.aio import raise_if_cancelled, retried, wait_event
 from runtime.clock import utc_now
 from runtime.store import Document, insert_new
 from schema import Photo
@@ -81,6 +81,7 @@ class PhotoSource:
         """Send requests for the waiting jobs, until cancelled."""
         try:
             while True:
+                raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
                 await self._arrived.wait()
                 await self._gather()
                 await self._requests.acquire()

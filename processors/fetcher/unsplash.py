@@ -21,6 +21,7 @@ from processors.fetcher.core import (
     unreachable,
 )
 from processors.fetcher.quota import Quota
+from runtime.aio import raise_if_cancelled
 from runtime.metrics import UNSPLASH_REMAINING, UNSPLASH_SECONDS
 from runtime.settings import Settings
 from schema import Photo
@@ -62,6 +63,7 @@ class Unsplash:
         malformed answer fails at once (asking again would get the same)."""
         settings, attempt = self._settings, 0
         while True:
+            raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             answer = await self._ask(count, taken=taken)
             taken = False  # (a request taken from the allowance serves one attempt)
             if isinstance(answer, list):
