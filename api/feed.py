@@ -93,11 +93,14 @@ class Subscription:
     future only while the subscriber waits (asyncio.Queue cost a tenth of the API's CPU
     when it pushed to a thousand)."""
 
-    def __init__(self, job_id: str | None, size: int) -> None:
+    def __init__(self, job_id: str | None, size: int, idle_s: float | None = None) -> None:
+        """With `idle_s`, the subscriber is given None whenever no change came for that
+        long (an SSE stream's cue for a keep-alive comment)."""
         self.job_id = job_id
         self.size = size
+        self.idle_s = idle_s
         self._changes: deque[Change] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None  # its result: whether it idled
         self._overflowed = False
 
     def offer(self, change: Change) -> bool:
@@ -119,20 +122,33 @@ class Subscription:
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            waiter.set_result(False)
 
-    async def __aiter__(self) -> AsyncIterator[Change]:
+    async def __aiter__(self) -> AsyncIterator[Change | None]:
         changes = self._changes
+        loop = asyncio.get_running_loop()
         while True:
             while not changes:
                 if self._overflowed:
                     raise SubscriberTooSlow
-                self._waiter = asyncio.get_running_loop().create_future()
+                waiter = self._waiter = loop.create_future()
+                # A timer, not a task and asyncio.wait per change: a thousand SSE streams
+                # each waited that way for every change, and it was most of their cost.
+                timer = None if self.idle_s is None else loop.call_later(self.idle_s, _idle, waiter)
                 try:
-                    await self._waiter
+                    idled = await waiter
                 finally:
                     self._waiter = None
+                    if timer is not None:
+                        timer.cancel()
+                if idled:
+                    yield None
             yield changes.popleft()
+
+
+def _idle(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
 
 
 class Updates:
@@ -157,16 +173,20 @@ class Updates:
         """A job's state the subscriber was shown otherwise (the first one): not again."""
         self._news(Change("", view))
 
-    async def __aiter__(self) -> AsyncGenerator[Change, None]:
+    async def __aiter__(self) -> AsyncGenerator[Change | None, None]:
+        """The changes; None for a while without one, if the subscription was asked for
+        that (`idle_s`)."""
         given: deque[str] = deque(maxlen=self._subscription.size)
         if self._history is not None:
             async for change in self._caught_up():
                 given.append(change.position)
                 if self._news(change):
                     yield change
-        async for change in self._subscription:
-            if change.position not in given and self._news(change):
-                yield change
+        async for live in self._subscription:
+            if live is None:
+                yield None
+            elif live.position not in given and self._news(live):
+                yield live
 
     def _news(self, change: Change) -> bool:
         """Whether the change shows a later version of its job than this subscriber got.
@@ -297,12 +317,13 @@ class JobFeed:
 
     @asynccontextmanager
     async def updates(
-        self, job_id: str | None = None, since: str | None = None
+        self, job_id: str | None = None, since: str | None = None, idle_s: float | None = None
     ) -> AsyncIterator[Updates]:
-        """The changes of every job (or of one) from now, or after position `since`.
-        Raises PositionTooOld, or InvalidInput for a position this API never gave."""
+        """The changes of every job (or of one) from now, or after position `since` (and
+        None after each `idle_s` without one, if given). Raises PositionTooOld, or
+        InvalidInput for a position this API never gave."""
         token = decode_position(since) if since is not None else None
-        subscription = Subscription(job_id, self._queue_size)
+        subscription = Subscription(job_id, self._queue_size, idle_s)
         self._subscriptions.add(subscription)  # before the history: no change between
         start = self.position  # (no await since the line above: no change between)
         history = None

@@ -333,6 +333,8 @@ class Subscription:
                     yield JobUpdate(cursor=updates.start, job=current)
                 sends = direct()  # (api/sharing.py)
                 async for change in updates:
+                    if change is None:  # (only with idle_s)
+                        continue
                     update = JobUpdate(cursor=change.position, job=change.view)
                     if sends is None or not await sends.send(update):
                         yield update

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from functools import partial
@@ -98,7 +98,7 @@ async def job_events(
     """Every change of every job (or of one job, which first sends its state), live."""
     resume = last_event_id or since
     stack = AsyncExitStack()
-    updates = await stack.enter_async_context(found.feed.updates(id, resume))
+    updates = await stack.enter_async_context(found.feed.updates(id, resume, KEEP_ALIVE_S))
     first = ""  # where the stream starts: the job's state, or (for EventSource) only an id
     try:
         if resume is None and updates.start is not None:
@@ -123,9 +123,10 @@ async def job_events(
 
     async def stream() -> AsyncIterator[str]:
         yield f"retry: {RECONNECT_MS}\n\n{first}"
+        changes = updates.__aiter__()
         try:
-            async for live in _with_keep_alive(updates.__aiter__()):
-                if live is None:
+            async for live in changes:
+                if live is None:  # none for KEEP_ALIVE_S
                     yield ": keep-alive\n\n"
                     continue
                 shown_as = ("sse", live.position, live.view.id, live.view.version)
@@ -135,6 +136,8 @@ async def job_events(
             yield _error(str(error), error)
         except PyMongoError:
             yield _error("the job store is unavailable; retry shortly", None)
+        finally:  # the subscriber's changes closed (its own history stream with them)
+            await changes.aclose()
 
     return Stream(stack, stream())
 
@@ -172,24 +175,3 @@ async def _event_when_read(change: Change, until: Awaitable[datetime | None]) ->
 def _event(change: Change, waiting_until: datetime | None = None) -> str:
     data = job_out(change.view, waiting_until=waiting_until).model_dump_json()
     return f"id: {change.position}\nevent: job\ndata: {data}\n\n"
-
-
-async def _with_keep_alive(changes: AsyncGenerator[Change, None]) -> AsyncIterator[Change | None]:
-    """The changes, and None whenever none came for KEEP_ALIVE_S (time for a comment)."""
-    waiting: asyncio.Future[Any] = asyncio.ensure_future(anext(changes))
-    try:
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=KEEP_ALIVE_S)
-            if not done:
-                yield None
-                continue
-            try:
-                change = waiting.result()
-            except StopAsyncIteration:
-                return
-            yield change
-            waiting = asyncio.ensure_future(anext(changes))
-    finally:  # leave the subscriber's changes closed (its own history stream with them)
-        waiting.cancel()
-        await asyncio.wait({waiting})
-        await changes.aclose()

@@ -41,11 +41,11 @@ import httpx
 from loadclient import Answer, paced
 from processes import process_tree_cpu
 from running import (
-    EVENT_LOOP,
     LOAD_SETTINGS,
     SHORT_DELAYS,
     embedded_backends,
     environment,
+    serving_stack,
     start_bare,
     stop,
     wait_until_up,
@@ -432,8 +432,9 @@ async def run_push(size_name: str) -> dict[str, Any]:
     report: dict[str, Any] = {
         "size": size_name,
         "parameters": asdict(size),
-        "event_loop": EVENT_LOOP,
+        "stack": serving_stack(),
     }
+    print("== push on {event_loop} and {http}".format(**report["stack"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="jobline-push-") as tmp:
         async with embedded_backends(Path(tmp)) as settings:
             phases = await on_cluster(settings, size, Path(tmp))

@@ -4,6 +4,7 @@ with Ctrl-C as a user stops it."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobline.children import broker, store
-from jobline.serving import free_port, until_answers
+from jobline.serving import free_port, loop_factory, until_answers
 from runtime.settings import Settings, environment_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,13 @@ GRAPHQL_JOBS = json.dumps({"query": "{ jobs(first: 30) { edges { node { id statu
 #: The loop every process of a benchmark runs on, jobline's and the bare baseline's alike:
 #: JOBLINE_EVENT_LOOP as the suite was given it (`asyncio` measures without uvloop).
 EVENT_LOOP = os.environ.get("JOBLINE_EVENT_LOOP", "auto")
+
+
+def serving_stack() -> dict[str, str]:
+    """What the processes of a benchmark run on: the event loop (EVENT_LOOP as it resolves
+    here) and uvicorn's HTTP parser (httptools when installed, else h11)."""
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return {"event_loop": "uvloop" if loop_factory(EVENT_LOOP) else "asyncio", "http": http}
 
 
 #: For `jobline run` under a load (see `start`).

@@ -9,6 +9,7 @@ from pymongo.errors import PyMongoError
 
 from api.counts import Counts, LiveCounts
 from runtime.aio import cancel_all
+from tests.conftest import eventually
 
 
 class Store:
@@ -41,7 +42,7 @@ async def test_a_burst_of_changes_is_counted_once_for_all_subscribers() -> None:
     runner = asyncio.create_task(live.run())
     seen: list[list[Counts]] = [[] for _ in range(20)]
     readers = [asyncio.create_task(_last_seen(live.subscribe(), 100, s)) for s in seen]
-    await asyncio.sleep(0.02)
+    await eventually(lambda: all(seen), "every subscriber's first counts")  # (not a pause)
     assert all(s == [{"resolved": 0}] for s in seen)  # each starts with the counts now
     first = store.calls
     for _ in range(100):
@@ -72,7 +73,7 @@ async def test_a_failed_count_is_retried() -> None:
     runner = asyncio.create_task(live.run())
     seen: list[Counts] = []
     reader = asyncio.create_task(_last_seen(live.subscribe(), 1, seen))
-    await asyncio.sleep(0.02)
+    await eventually(lambda: bool(seen), "the first counts")
     store.value, store.fail_next = 1, True
     live.changed()
     async with asyncio.timeout(5):

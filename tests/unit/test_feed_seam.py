@@ -118,3 +118,28 @@ async def test_a_subscriber_that_falls_behind_is_told_once_it_reads() -> None:
     with pytest.raises(SubscriberTooSlow):
         async for _ in subscription:
             pass
+
+
+async def test_an_idle_subscription_says_so_between_changes() -> None:
+    """With `idle_s` (SSE's keep-alive), None after each `idle_s` without a change; the
+    changes as they come; none of that without it."""
+    subscription = Subscription(None, 16, idle_s=0.05)
+    changes = aiter(subscription)
+    assert await anext(changes) is None
+    assert await anext(changes) is None  # and again
+    subscription.offer(Change("01", _view("j", 1)))
+    first = await anext(changes)
+    assert first is not None
+    assert first.position == "01"
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.02, subscription.offer, Change("02", _view("j", 2)))
+    second = await anext(changes)  # before the idle time: the change, not None
+    assert second is not None
+    assert second.position == "02"
+    await changes.aclose()
+
+    quiet = aiter(Subscription(None, 16))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await anext(quiet)
+    await quiet.aclose()
