@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
+from running import EVENT_LOOP
 
 from jobline.serving import AppServer, loop_factory
 
@@ -109,8 +109,8 @@ async def serve(port: int) -> None:
 
 
 def main() -> int:
-    """On the event loop jobline's processes run on (JOBLINE_EVENT_LOOP, as they read it)."""
-    new_loop = loop_factory(os.environ.get("JOBLINE_EVENT_LOOP", "auto"))
+    """On the event loop jobline's processes run on in the same benchmark."""
+    new_loop = loop_factory(EVENT_LOOP)
     with asyncio.Runner(loop_factory=new_loop) as running:
         running.run(serve(int(sys.argv[1])))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 
 import pytest
 import uvloop
@@ -21,6 +22,15 @@ def test_the_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
             assert isinstance(loop, uvloop.Loop)
         finally:
             loop.close()
+
+
+def test_without_uvloop_auto_is_asyncio_and_uvloop_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` now fails
+    assert loop_factory("auto") is None
+    with pytest.raises(RuntimeError, match="uvloop is not installed"):
+        loop_factory("uvloop")
 
 
 @pytest.mark.parametrize("choice", ["auto", "asyncio"])
