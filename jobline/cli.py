@@ -170,6 +170,7 @@ async def _replay(settings: Settings, *, verify: bool) -> int:
         f"events in {took:.1f} s ({result.events / max(took, 1e-9):,.0f} events/s)"
         + (f"; skipped {result.skipped} undecodable records" if result.skipped else "")
     )
+    print("  " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.phases.items()))
     if not verify:
         print("swapped the rebuilt model in")
         return 0

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,16 @@ class ReplayResult:
     documents: int = 0
     differences: list[str] = field(default_factory=list)
     swapped: bool = False
+    #: Seconds per phase, in order: where a replay's time goes (printed by `jobline replay`).
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
 
 
 async def replay(settings: Settings, progress: Progress, *, verify: bool = False) -> ReplayResult:
@@ -59,13 +71,13 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
                 return result
             # Indexed once filled: one index build costs the store less than keeping two
             # indexes up to date through every insert.
-            with pymongo.timeout(SWAP_TIMEOUT_S):
+            with pymongo.timeout(SWAP_TIMEOUT_S), result.timed("index"):
                 await rebuilt.ensure_indexes()
             # Unbounded by JOBLINE_MONGODB_TIMEOUT_MS: dropping a large model and renaming
             # the new one takes the store longer than a request may (measured: over 3 s at
             # 25,000 jobs with the API reading), and a swap given up half-way would leave
             # the rebuild to be done again.
-            with pymongo.timeout(SWAP_TIMEOUT_S):
+            with pymongo.timeout(SWAP_TIMEOUT_S), result.timed("swap"):
                 await client.admin.command(
                     {
                         "renameCollection": f"{db.name}.{scratch.name}",
@@ -79,7 +91,8 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
             if not result.swapped:
                 await scratch.drop()
         catch_up = LogReader(settings, settings.topics.jobs, start=reader.positions)
-        await _apply(catch_up, MongoJobViews(db["jobs"]), result, lambda done, total: None)
+        with result.timed("catch-up"):
+            await _apply(catch_up, MongoJobViews(db["jobs"]), result, lambda done, total: None)
         return result
     finally:
         await client.close()
@@ -108,24 +121,27 @@ async def _rebuild(
     # one core while this process decodes on the other.
     writing: asyncio.Task[None] | None = None
     try:
-        async for records in reader.batches():
-            events = _decoded(records, result)
-            for event in events:
-                fold.take(event)
-            if len(fold.done) >= WRITE_BATCH:
-                if writing is not None:
-                    await writing
-                writing = asyncio.create_task(views.insert_folded(fold.take_done(), retry))
-            result.events += len(events)
-            progress(reader.done, reader.total)
-        if writing is not None:
-            await writing
+        with result.timed("read and fold"):
+            async for records in reader.batches():
+                events = _decoded(records, result)
+                for event in events:
+                    fold.take(event)
+                if len(fold.done) >= WRITE_BATCH:
+                    if writing is not None:
+                        with result.timed("... of which waiting for the store"):
+                            await writing
+                    writing = asyncio.create_task(views.insert_folded(fold.take_done(), retry))
+                result.events += len(events)
+                progress(reader.done, reader.total)
+        with result.timed("last writes"):
+            if writing is not None:
+                await writing
+            await views.insert_folded([*fold.take_done(), *fold.take_open()], retry)
+            await views.add_counts(fold.statuses, fold.seqs)
+            await views.apply(fold.late)
     finally:
         if writing is not None:
             await cancel_all(writing)
-    await views.insert_folded([*fold.take_done(), *fold.take_open()], retry)
-    await views.add_counts(fold.statuses, fold.seqs)
-    await views.apply(fold.late)
     return len(fold.written)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from jobline.components import COMPONENTS
@@ -23,7 +24,14 @@ from processors.fetcher.unsplash import Unsplash
 from runtime.claims import ClaimStore
 from runtime.clock import utc_now
 from runtime.consuming import Consumed
-from runtime.eventlog import Appended, KafkaEventPublisher, ensure_topics, start_producer
+from runtime.eventlog import (
+    Appended,
+    KafkaEventPublisher,
+    consumer,
+    ensure_topics,
+    start_client,
+    start_producer,
+)
 from runtime.offsets import OffsetTracker
 from runtime.settings import Settings
 from runtime.store import database, open_store
@@ -53,6 +61,32 @@ async def test_delay_processor_restart_while_jobs_wait(make_system: SystemFactor
             photos[e.job_id].add(e.photo.id)
     assert {j["id"] for j in jobs} == set(photos)
     assert all(len(p) == 1 for p in photos.values()), "a job got two different photos"
+
+
+async def test_a_stopped_member_leaves_its_group_in_every_generation(settings: Settings) -> None:
+    """The embedded broker numbers a group's first generation 0, where aiokafka leaves a
+    group on stop only above 0: a stopped member stayed in the group for its session timeout,
+    and a restarted processor waited for it (runtime.eventlog.GroupConsumer)."""
+    await ensure_topics(settings)
+    group = f"{settings.topic_prefix}.leaving"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await start_client(admin, admin.close)
+    try:
+        for generation in range(2):
+            member = consumer(settings, group, settings.topics.jobs)
+            await start_client(member, member.stop)
+            try:
+                while not member.assignment():
+                    await member.getmany(timeout_ms=100)
+                assert member._coordinator.generation == generation
+                [described] = (await admin.describe_consumer_groups([group]))[0].groups
+                assert len(described[5]) == 1, described  # (..., members)
+            finally:
+                await member.stop()
+            [described] = (await admin.describe_consumer_groups([group]))[0].groups
+            assert described[5] == [], f"generation {generation} did not leave: {described}"
+    finally:
+        await admin.close()
 
 
 async def test_redelivered_job_due_calls_unsplash_once(
