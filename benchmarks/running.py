@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobline.children import broker, store
+from jobline.embedded import EMBEDDED_GROUPS
 from jobline.serving import free_port, loop_factory, until_answers
 from runtime.settings import Settings, environment_for
 
@@ -117,7 +118,8 @@ async def wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None
 @asynccontextmanager
 async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Settings]:
     """The embedded broker and store as child processes on free ports (stopped on exit),
-    and settings that point at them (plus `settings`)."""
+    and settings that point at them, with `jobline run`'s group settings for that broker
+    (plus `settings`)."""
     broker_port, store_port = free_port(), free_port()
     children = [broker(broker_port, data_dir), store(store_port, data_dir)]
     try:
@@ -129,7 +131,7 @@ async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Se
             kafka_bootstrap_servers=f"127.0.0.1:{broker_port}",
             kafka_idempotence=False,
             mongodb_uri=f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
-            **settings,
+            **EMBEDDED_GROUPS | settings,
         )
     finally:
         for child in reversed(children):
@@ -138,12 +140,14 @@ async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Se
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
     """This process's environment without JOBLINE_* variables, and those that point a
-    jobline command at `settings`' broker and store; `extra` as given (JOBLINE_* names)."""
+    jobline command at `settings`' broker and store, with its group settings; `extra` as
+    given (JOBLINE_* names)."""
     return (
         environment_for(
             kafka_bootstrap_servers=settings.bootstrap_servers,
             kafka_idempotence="false",
             mongodb_uri=settings.store_uri,
+            **{name: getattr(settings, name) for name in EMBEDDED_GROUPS},
             log_level="WARNING",
             event_loop=EVENT_LOOP,
         )

@@ -273,14 +273,23 @@ async def _lateness(
     requested, due = await read_back(settings)
     per_job: dict[str, int] = {}
     late: dict[str, list[float]] = {"steady": [], "restart": [], "all": []}
+    outliers: list[tuple[float, float]] = []  # steady jobs over a second late
     for event, timestamp_ms in due:
         per_job[event.job_id] = per_job.get(event.job_id, 0) + 1
         due_at = requested[event.job_id].due_at
         ms = timestamp_ms - due_at.timestamp() * 1000
         late["all"].append(ms)
-        late["restart" if stopped_at <= due_at <= resumed_at else "steady"].append(ms)
+        steady = not stopped_at <= due_at <= resumed_at
+        late["steady" if steady else "restart"].append(ms)
+        if steady and ms > 1000:
+            outliers.append((ms, (due_at - stopped_at).total_seconds()))
     return {
         "lateness": {name: lateness_figures(values) for name, values in late.items()},
+        # Which: each as (lateness ms, due time in s from the stop), the latest first.
+        "steady_over_1s": len(outliers),
+        "steady_over_1s_latest": [
+            (round(ms), round(s, 2)) for ms, s in sorted(outliers, reverse=True)[:10]
+        ],
         "missing": sum(1 for job in requested if job not in per_job),
         "fired_twice": sum(1 for n in per_job.values() if n > 1),
     }
