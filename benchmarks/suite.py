@@ -4,10 +4,11 @@ measured in the same run. Prints a table and writes a JSON report. Asserts no ti
     .venv/bin/python benchmarks/suite.py [load] [--size smoke|default|full] [--json PATH]
                                          [--only intake|pipeline|growth ...]
     .venv/bin/python benchmarks/suite.py timers|replay|push|soak [--size ...] [--json PATH]
+    .venv/bin/python benchmarks/suite.py timers push replay soak --size full --json all.json
 
 `timers`, `replay`, `push` and `soak` are their own benchmarks (benchmarks/timers.py,
-replay.py, push.py, soak.py);
-what follows is `load`, the default.
+replay.py, push.py, soak.py); named together they run one after another, and the report
+holds each under its name. What follows is `load`, the default.
 
 It starts what it needs on free loopback ports and stops it: a bare FastAPI app (the ceiling
 of one uvicorn worker here, the intake baseline), then `jobline run` on the embedded default
@@ -658,10 +659,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "benchmark",
-        nargs="?",
+        nargs="*",
         choices=("load", *BENCHMARKS),
-        default="load",
-        help="load (intake, growth, reads, pipeline: the default), timers, replay, push or soak",
+        default=["load"],
+        help="load (intake, growth, reads, pipeline: the default), timers, replay, push or "
+        "soak; several run one after another, their reports under their names",
     )
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--json", type=Path, help="where to write the report (default: print)")
@@ -672,15 +674,21 @@ def main() -> int:
         help="load: run this phase (repeatable; default: all)",
     )
     args = parser.parse_args()
-    if args.benchmark in BENCHMARKS:
-        measure, rows = BENCHMARKS[args.benchmark]
-        report = asyncio.run(measure(args.size))
-        report["table"] = "\n".join([*TABLE_HEAD, *rows(report)])
-    else:
-        report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
-        report["table"] = table(report)
-    print()
-    print(report["table"])
+    names = list(dict.fromkeys(args.benchmark))
+    reports = {}
+    for name in names:
+        if name in BENCHMARKS:
+            measure, rows = BENCHMARKS[name]
+            report = asyncio.run(measure(args.size))
+            report["table"] = "\n".join([*TABLE_HEAD, *rows(report)])
+        else:
+            report = asyncio.run(run(args.size, tuple(args.only or PHASES)))
+            report["table"] = table(report)
+        print()
+        print(report["table"], flush=True)
+        reports[name] = report
+    if len(names) > 1:
+        report = {**reports, "table": "\n\n".join(r["table"] for r in reports.values())}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nreport written to {args.json}")

@@ -49,6 +49,7 @@ class ReplayResult:
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
+        self.phases.setdefault(phase, 0.0)  # in the order they begin
         started = time.monotonic()
         try:
             yield

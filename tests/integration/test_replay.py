@@ -92,6 +92,14 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
     assert result.swapped
     assert result.documents == len(jobs)
     assert result.skipped == 1
+    assert list(result.phases) == [
+        "read and fold",
+        "last writes",
+        "index",
+        "swap",
+        "catch-up",
+    ], "where the time went, in order (waiting for the store only when the writes fell behind)"
+    assert all(seconds >= 0 for seconds in result.phases.values())
     assert seen[-1][0] == seen[-1][1] == log_before
     assert await _snapshot(system) == before
     assert await _counts(system) == counts_before
