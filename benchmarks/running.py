@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from jobline.children import broker, store
+from jobline.children import broker, store, store_uri
 from jobline.embedded import EMBEDDED_GROUPS
 from jobline.serving import free_port, loop_factory, until_answers
 from runtime.settings import Settings, environment_for
@@ -130,7 +130,7 @@ async def embedded_backends(data_dir: Path, **settings: Any) -> AsyncIterator[Se
             _env_file=None,  # type: ignore[call-arg]
             kafka_bootstrap_servers=f"127.0.0.1:{broker_port}",
             kafka_idempotence=False,
-            mongodb_uri=f"mongodb://127.0.0.1:{store_port}/?directConnection=true",
+            mongodb_uri=store_uri(store_port),
             **EMBEDDED_GROUPS | settings,
         )
     finally:

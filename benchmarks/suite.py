@@ -57,6 +57,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
+from jobline.children import store_uri
 from jobline.serving import free_port
 
 
@@ -344,15 +345,15 @@ async def reads(base_url: str, job_id: str, size: Size) -> tuple[dict[str, Any],
 # -- the pipeline: store work per job, end to end --------------------------------------
 
 
-def store_address(pid: int) -> str:
-    """The embedded store's address, from the command line of its process under `pid`."""
+def store_port(pid: int) -> str:
+    """The embedded store's port, from the command line of its process under `pid`."""
     for proc in descendants(pid):
         try:
             words = Path(f"/proc/{proc}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
         if "secantus" in words and "--port" in words:
-            return f"127.0.0.1:{words[words.index('--port') + 1]}"
+            return words[words.index("--port") + 1]
     raise SystemExit("no embedded store below jobline run")
 
 
@@ -374,9 +375,7 @@ async def raw_inserts(client: AsyncMongoClient[dict[str, Any]], count: int) -> f
 
 
 async def pipeline(base_url: str, pid: int, size: Size) -> dict[str, Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        f"mongodb://{store_address(pid)}/?directConnection=true"
-    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(store_uri(store_port(pid)))
     try:
         baseline = await raw_inserts(client, size.pipeline_jobs)
         print(f"  store's raw insert_many: {baseline:.0f} docs/s", flush=True)

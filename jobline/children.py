@@ -102,6 +102,18 @@ def broker(port: int, data_dir: Path, advertised_port: int | None = None) -> Chi
     return Child("broker (Tansu)", argv, data_dir / "logs" / "broker.log")
 
 
+def store_uri(port: int | str) -> str:
+    """How jobline reaches the embedded store on this port: directly, without retryable
+    writes. For each retryable write the store keeps its reply for 30 minutes, up to 10,000,
+    and on every write scans them all, and once at that cap sorts them to drop the oldest
+    (SecantusDB's TransactionRegistry): at 50 creations/s it was there within two minutes,
+    and its CPU went to that (creations fell to ~40/s, `POST /jobs` p99 to 4 s in 5
+    minutes; without: 50/s and 1.3 s). A driver's retry is for a replica set's failover;
+    this is one local process, which `jobline run` stops with, and every write of jobline's
+    is retried by its writer or refused to the client."""
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+
+
 def store(port: int, data_dir: Path) -> Child:
     argv = [
         sys.executable,

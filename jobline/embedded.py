@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from api.app import create_app
-from jobline.children import Child, broker, store
+from jobline.children import Child, broker, store, store_uri
 from jobline.components import COMPONENTS, groups
 from jobline.serving import AppServer, free_port
 from runtime.aio import cancel_all
@@ -103,7 +103,7 @@ async def _embedded_backends(
     if not settings.mongodb_uri:
         port = free_port()
         watched.append(await _start(store(port, data_dir), port, stack))
-        update["mongodb_uri"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        update["mongodb_uri"] = store_uri(port)
     return settings.model_copy(update=update)
 
 

@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 from api.app import create_app
-from jobline.children import Child, broker, store
+from jobline.children import Child, broker, store, store_uri
 from jobline.components import COMPONENTS
 from jobline.serving import AppServer, free_port
 from runtime.eventlog import Durability
@@ -83,7 +83,7 @@ def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     child = store(port, tmp_path_factory.mktemp("store"))
     child.argv.append("--enable-test-commands")
     _start_child(child, port)
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    yield store_uri(port)
     asyncio.run(child.stop())
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from jobline.children import store
+from jobline.children import store, store_uri
 from jobline.cluster import Cluster
 from jobline.components import COMPONENTS
 from jobline.serving import free_port
@@ -45,7 +45,7 @@ def fresh_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     child = store(port, tmp_path_factory.mktemp("fault-store"))
     child.start()
     asyncio.run(child.wait_port("127.0.0.1", port))
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    yield store_uri(port)
     asyncio.run(child.stop())
 
 

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobline.children import Child, store
+from jobline.children import Child, store, store_uri
 from jobline.serving import free_port
 from runtime.settings import Settings
 from tests.cluster import environment
@@ -128,7 +128,7 @@ async def own_store(tmp_path: Path) -> AsyncIterator[tuple[Child, str]]:
     child = store(port, tmp_path)
     child.start()
     await child.wait_port("127.0.0.1", port)
-    yield child, f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    yield child, store_uri(port)
     await child.stop()
 
 
@@ -204,7 +204,7 @@ async def standalone_store(tmp_path: Path) -> AsyncIterator[str]:
     child.argv.append("--standalone")
     child.start()
     await child.wait_port("127.0.0.1", port)
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    yield store_uri(port)
     await child.stop()
 
 

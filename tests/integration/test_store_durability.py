@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from pymongo.errors import PyMongoError
 
-from jobline.children import Child, store
+from jobline.children import Child, store, store_uri
 from jobline.serving import free_port
 from projections.jobs.store import MongoJobViews
 from runtime.claims import ClaimStore
@@ -49,7 +49,7 @@ async def test_acknowledged_writes_survive_a_sigkill_of_the_store(
     child, port = own_store
     configured = settings.model_copy(
         update={
-            "mongodb_uri": f"mongodb://127.0.0.1:{port}/?directConnection=true",
+            "mongodb_uri": store_uri(port),
             "mongodb_timeout_ms": 10_000,  # a busy machine is no reason to fail a write here
         }
     )
