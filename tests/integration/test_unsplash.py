@@ -6,6 +6,7 @@ the access key in no answer, log line or page."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,13 @@ import pytest
 from pydantic import SecretStr
 
 from jobline.serving import free_port
+from processors.fetcher.downloads import BATCH, Downloads
+from processors.fetcher.unsplash import Unsplash
+from runtime.settings import Settings
+from runtime.store import database, open_store
+from schema import JobResolved, PhotoLinks
 from tests.conftest import StandInServer, System, SystemFactory
+from tests.unit.events import job_life
 
 ATTEMPTS = 3
 
@@ -99,6 +106,49 @@ async def test_every_photo_used_triggers_its_download_event_once(
     assert downloads == dict.fromkeys(used, 1)
     retried = [r for r in caplog.records if r.getMessage().startswith("download event failed")]
     assert len(retried) == 2
+
+
+async def test_two_fetchers_trigger_a_burst_of_download_events_once_each(
+    settings: Settings, stand_in: StandInServer
+) -> None:
+    """Photos used faster than one trigger at a time keeps up with: two fetchers' workers on
+    the same pending triggers take them in leased batches, and every photo's event is sent
+    once, the ones that failed too (later)."""
+    at = datetime.now(UTC)
+    resolved = []
+    for n in range(3 * BATCH):
+        outcome = job_life(f"job-{n}", at, photo_id=f"photo-{n}")[-1]
+        assert isinstance(outcome, JobResolved)
+        links = PhotoLinks(
+            html=outcome.photo.links.html,
+            download_location=f"{stand_in.url}/photos/photo-{n}/download",
+        )
+        resolved.append(
+            dataclasses.replace(outcome, photo=dataclasses.replace(outcome.photo, links=links))
+        )
+    await stand_in.faults(download_failures=3)
+    client = open_store(settings)
+    unsplash = Unsplash(settings)
+    workers = [Downloads(database(client, settings)["download_events"], unsplash) for _ in "ab"]
+    try:
+        await workers[0].prepare()
+        await workers[0].record(resolved)
+        deadline = asyncio.get_running_loop().time() + 60
+        while len((await stand_in.stats())["downloads"]) < len(resolved):
+            assert asyncio.get_running_loop().time() < deadline, "download events missing"
+            # Both look at the same moment, so both find the same due triggers: only one
+            # lease takes each.
+            await asyncio.gather(*(worker._trigger_some() for worker in workers))
+            await asyncio.sleep(0.1)  # (the failed ones are due again a second later)
+        downloads = (await stand_in.stats())["downloads"]
+        assert downloads == {f"photo-{n}": 1 for n in range(len(resolved))}
+        pending = await database(client, settings)["download_events"].count_documents(
+            {"done": False}
+        )
+        assert pending == 0
+    finally:
+        await unsplash.aclose()
+        await client.close()
 
 
 async def test_the_access_key_appears_in_no_answer_log_line_or_page(
