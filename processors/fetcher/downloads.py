@@ -114,10 +114,15 @@ class Downloads:
             },
         )
         taken = await self._collection.find({"_id": {"$in": due}, "lease": lease}).to_list()
-        sent = await asyncio.gather(*(self._trigger(doc) for doc in taken))
-        if done := [doc["_id"] for doc, ok in zip(taken, sent, strict=True) if ok]:
+        # Each to its end, whatever the others do: those sent are marked done even when
+        # noting another's failure found the store away (raised after).
+        sent = await asyncio.gather(*(self._trigger(doc) for doc in taken), return_exceptions=True)
+        if done := [doc["_id"] for doc, ok in zip(taken, sent, strict=True) if ok is True]:
             await self._collection.update_many({"_id": {"$in": done}}, {"$set": {"done": True}})
             log.info("download events sent", extra={"count": len(done)})
+        for failure in sent:
+            if isinstance(failure, BaseException):
+                raise failure
         return True
 
     async def _trigger(self, doc: Document) -> bool:
