@@ -658,9 +658,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "benchmark",
-        nargs="*",
-        choices=("load", *BENCHMARKS),
-        default=["load"],
+        nargs="*",  # (not `choices`: Python 3.11's argparse then refuses none given)
+        metavar="{load,timers,replay,push,soak}",
         help="load (intake, growth, reads, pipeline: the default), timers, replay, push or "
         "soak; several run one after another, their reports under their names",
     )
@@ -673,7 +672,9 @@ def main() -> int:
         help="load: run this phase (repeatable; default: all)",
     )
     args = parser.parse_args()
-    names = list(dict.fromkeys(args.benchmark))
+    names = list(dict.fromkeys(args.benchmark or ["load"]))
+    if unknown := [name for name in names if name != "load" and name not in BENCHMARKS]:
+        parser.error(f"no such benchmark: {', '.join(unknown)}")
     reports = {}
     for name in names:
         if name in BENCHMARKS:
