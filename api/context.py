@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
@@ -20,6 +21,7 @@ from api.counts import LiveCounts
 from api.errors import CallerError
 from api.feed import JobFeed
 from api.service import JobService
+from api.wire import SERVER_SEND
 from runtime.ops import Readiness
 
 
@@ -57,6 +59,13 @@ class JoblineApp(FastAPI):
     services: Services | None = None
     #: The checks of /readyz, while the lifespan runs.
     readiness: Readiness | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The server's own send, before any middleware wraps it: live changes are written
+        # past the ASGI layers when they can be (api/wire.py).
+        if scope["type"] != "lifespan":
+            scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 class ServicesUnavailable(RuntimeError):

@@ -37,7 +37,7 @@ from api.errors import CallerError, InvalidInput
 from projections.jobs.store import MongoJobViews, from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.aio import raise_if_cancelled
-from runtime.metrics import SUBSCRIBERS
+from runtime.metrics import SUBSCRIBERS, SUBSCRIBERS_DROPPED
 from runtime.store import Document
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,22 @@ class Subscription:
         self._changes: deque[Change] = deque()
         self._waiter: asyncio.Future[bool] | None = None  # its result: whether it idled
         self._overflowed = False
+        #: Takes a change at once, when the subscriber waits for one (see `offer`).
+        self.sink: Callable[[Change], bool] | None = None
 
     def offer(self, change: Change) -> bool:
         """Whether the subscriber keeps up: False when it had `size` changes not yet read
-        (they are dropped, and it is told so when it reads next)."""
+        (they are dropped, and it is told so when it reads next).
+
+        A subscriber waiting for its next change, with nothing unread, is given it through
+        its `sink` if it has one, which writes it to the connection there and then
+        (api/wire.py) instead of waking the subscriber's task: a thousand wake-ups per
+        change, and the layers each passes, were half of the API's work pushing to a
+        thousand subscribers. What the sink cannot take (False) is queued as usual, and so
+        is everything after it until the subscriber has read it: its changes stay in order.
+        """
+        if self.sink is not None and self._waiting() and self.sink(change):
+            return True
         if len(self._changes) >= self.size:
             self._changes.clear()
             self._overflowed = True
@@ -114,6 +126,11 @@ class Subscription:
         self._changes.append(change)
         self._wake()
         return True
+
+    def _waiting(self) -> bool:
+        """Whether the subscriber waits for its next change, with nothing unread."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._changes
 
     @property
     def unread(self) -> int:
@@ -165,42 +182,67 @@ class Updates:
         self._history = history
         self._since = since
         self._versions: OrderedDict[str, int] = OrderedDict()
+        #: The positions of the last changes the history gave (the live ones may repeat).
+        self._given: deque[str] = deque(maxlen=subscription.size)
         #: The feed's position as the subscription began: what a snapshot read now is at.
         #: Every change after it reaches the subscription live.
         self.start = start
 
     def shown(self, view: JobView) -> None:
         """A job's state the subscriber was shown otherwise (the first one): not again."""
-        self._news(Change("", view))
+        self._seen(view)
+
+    def write_with(self, write: Callable[[Change], bool]) -> None:
+        """Have each live change that finds the subscriber waiting for one written at once
+        by `write` (see Subscription.offer), which says whether it could; those it could
+        not come through this iterator as usual. Changes this subscriber is not to get
+        (seen already) are passed over either way."""
+
+        def sink(change: Change) -> bool:
+            if not self._is_news(change):
+                return True
+            try:
+                written = write(change)
+            except Exception:  # (nothing written: the usual way meets it and says why)
+                log.debug("could not write a change at once", exc_info=True)
+                return False
+            if written:
+                self._seen(change.view)
+            return written
+
+        self._subscription.sink = sink
 
     async def __aiter__(self) -> AsyncGenerator[Change | None, None]:
         """The changes; None for a while without one, if the subscription was asked for
         that (`idle_s`)."""
-        given: deque[str] = deque(maxlen=self._subscription.size)
         if self._history is not None:
             async for change in self._caught_up():
-                given.append(change.position)
-                if self._news(change):
+                news = self._is_news(change)
+                self._given.append(change.position)
+                if news:
+                    self._seen(change.view)
                     yield change
         async for live in self._subscription:
             if live is None:
                 yield None
-            elif live.position not in given and self._news(live):
+            elif self._is_news(live):
+                self._seen(live.view)
                 yield live
 
-    def _news(self, change: Change) -> bool:
-        """Whether the change shows a later version of its job than this subscriber got.
-        (A change stream looks an updated document up when it reads the change, so two
-        changes read close together can show the same version; a write that changes no
-        field of the view, too.) Remembered for the jobs changed most recently."""
+    def _is_news(self, change: Change) -> bool:
+        """Whether the change shows a later version of its job than this subscriber got,
+        and is not one the history gave it. (A change stream looks an updated document up
+        when it reads the change, so two changes read close together can show the same
+        version; a write that changes no field of the view, too.) Versions are remembered
+        for the jobs changed most recently."""
         view = change.view
-        if self._versions.get(view.id, 0) >= view.version:
-            return False
+        return self._versions.get(view.id, 0) < view.version and change.position not in self._given
+
+    def _seen(self, view: JobView) -> None:
         self._versions[view.id] = view.version
         self._versions.move_to_end(view.id)
         if len(self._versions) > REMEMBERED_JOBS:
             self._versions.popitem(last=False)
-        return True
 
     async def _caught_up(self) -> AsyncIterator[Change]:
         """The history after `since`, the changes for this subscriber, up to the position
@@ -313,6 +355,7 @@ class JobFeed:
                 continue
             if not subscription.offer(change):
                 self._subscriptions.discard(subscription)
+                SUBSCRIBERS_DROPPED.inc()
                 log.warning("dropped a slow subscriber", extra={"job_id": subscription.job_id})
 
     @asynccontextmanager

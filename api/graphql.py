@@ -332,6 +332,10 @@ class Subscription:
                         updates.shown(current)
                     yield JobUpdate(cursor=updates.start, job=current)
                 sends = direct()  # (api/sharing.py)
+                if sends is not None:  # a change that finds it waiting: written at once
+                    updates.write_with(
+                        lambda c: sends.send_now(JobUpdate(cursor=c.position, job=c.view))
+                    )
                 async for change in updates:
                     if change is None:  # (only with idle_s)
                         continue

@@ -49,6 +49,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 
+from api.wire import Writer, text_messages
+
 #: Results and encodings kept: changes come and go in order, and every subscriber of one
 #: reaches it within moments of the others (or falls behind and is dropped, api/feed.py).
 KEPT = 512
@@ -192,8 +194,9 @@ class _VariablesBelowRoot(Visitor):
 
 
 _subscription: ContextVar[SharingExecutor | None] = ContextVar("subscription", default=None)
-#: The operation's `next` message up to its payload, and how to send text on its socket.
-_sender: ContextVar[tuple[str, Any] | None] = ContextVar("sender", default=None)
+#: The operation's `next` message up to its payload, and how to send text on its socket
+#: (through ASGI, and at once when it can: api/wire.py).
+_sender: ContextVar[tuple[str, Any, Writer | None] | None] = ContextVar("sender", default=None)
 
 
 class DirectSends(BaseGraphQLTransportWSHandler[Any, Any]):
@@ -203,7 +206,7 @@ class DirectSends(BaseGraphQLTransportWSHandler[Any, Any]):
         socket = getattr(self.websocket, "ws", None)  # Strawberry's ASGI adapter's socket
         if socket is not None:
             prefix = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":'
-            _sender.set((prefix, socket.send_text))
+            _sender.set((prefix, socket.send_text, text_messages(socket.scope)))
         await super().run_operation(operation)
 
 
@@ -212,21 +215,40 @@ class Direct:
     prefix: str
     send_text: Any
     executor: SharingExecutor
+    #: Writes a message at once, past the ASGI layers, if the socket takes it now.
+    write_now: Writer | None = None
 
     async def send(self, event: Any) -> bool:
         """Send `event`'s `next` message; False (nothing sent) if its result has errors,
         for the usual way to mask and label them."""
-        executor = self.executor
-        key = executor._key(event)
-        if key is None:
-            return False
-        payload = once(key, partial(self._payload, event), executor.operation)
+        payload = self._shared_payload(event)
         if isinstance(payload, asyncio.Future):
             payload = await shared(payload)
         if payload is None:
             return False
         await self.send_text(f"{self.prefix}{payload}}}")
         return True
+
+    def send_now(self, event: Any) -> bool:
+        """Write `event`'s `next` message at once (api/wire.py) if its payload is made
+        without waiting, has no errors, and the socket takes it now; False: nothing sent."""
+        if self.write_now is None:
+            return False
+        payload = self._shared_payload(event)
+        if isinstance(payload, asyncio.Future):
+            if not payload.done() or payload.cancelled() or payload.exception() is not None:
+                return False
+            payload = payload.result()
+        return payload is not None and self.write_now(f"{self.prefix}{payload}}}")
+
+    def _shared_payload(self, event: Any) -> str | asyncio.Future[str | None] | None:
+        key = self.executor._key(event)
+        if key is None:
+            return None
+        payload: str | asyncio.Future[str | None] | None = once(
+            key, partial(self._payload, event), self.executor.operation
+        )
+        return payload
 
     def _payload(self, event: Any) -> str | Awaitable[str | None] | None:
         result = self.executor.build_per_event_executor(event).execute_operation(False)
@@ -271,4 +293,5 @@ def direct() -> Direct | None:
     sender, executor = _sender.get(), _subscription.get()
     if sender is None or executor is None:
         return None
-    return Direct(*sender, executor)
+    prefix, send_text, write_now = sender
+    return Direct(prefix, send_text, executor, write_now)

@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pymongo.errors import PyMongoError
 from starlette.types import Receive, Scope, Send
@@ -32,6 +32,7 @@ from api.feed import Change, PositionTooOld, SubscriberTooSlow
 from api.rest import errors
 from api.sharing import once, shared
 from api.types import job_out
+from api.wire import body_chunks
 from projections.jobs.view import JobStatus
 
 KEEP_ALIVE_S = 15.0
@@ -88,6 +89,7 @@ EVENT_SCHEMA: dict[str, Any] = {
     },
 )
 async def job_events(
+    request: Request,
     found: ServicesDep,
     id: Annotated[str | None, Query(max_length=200, description="Only this job.")] = None,
     since: Annotated[
@@ -121,6 +123,20 @@ async def job_events(
             return _event_when_read(live, until)
         return _event(live, until)
 
+    def shared_event(live: Change) -> str | asyncio.Future[str]:
+        shown_as = ("sse", live.position, live.view.id, live.view.version)
+        text: str | asyncio.Future[str] = once(shown_as, partial(event, live))
+        return text
+
+    write_now = body_chunks(request.scope)
+    if write_now is not None:  # a change that finds the stream waiting: written at once
+
+        def send_now(live: Change) -> bool:
+            text = shared_event(live)
+            return isinstance(text, str) and write_now(text)
+
+        updates.write_with(send_now)
+
     async def stream() -> AsyncIterator[str]:
         yield f"retry: {RECONNECT_MS}\n\n{first}"
         changes = updates.__aiter__()
@@ -129,8 +145,7 @@ async def job_events(
                 if live is None:  # none for KEEP_ALIVE_S
                     yield ": keep-alive\n\n"
                     continue
-                shown_as = ("sse", live.position, live.view.id, live.view.version)
-                text = once(shown_as, partial(event, live))
+                text = shared_event(live)
                 yield await shared(text) if isinstance(text, asyncio.Future) else text
         except (SubscriberTooSlow, PositionTooOld) as error:  # the last event says why
             yield _error(str(error), error)

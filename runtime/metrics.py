@@ -52,6 +52,11 @@ SUBSCRIBERS = Gauge(
     "jobline_subscribers",
     "Live subscribers of job changes on this API (GraphQL subscriptions and SSE streams).",
 )
+SUBSCRIBERS_DROPPED = Counter(
+    "jobline_subscribers_dropped",
+    "Subscribers dropped (told to resubscribe) for falling behind: their connection took "
+    "no more and the changes queued for them reached JOBLINE_SUBSCRIBER_QUEUE.",
+)
 HTTP_SECONDS = Histogram(
     "jobline_http_request_duration_seconds",
     "HTTP requests to the API, by route (its path template), method and status.",

@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     subscriber_queue: int = Field(
         default=256,
         ge=1,
-        description="Changes waiting for one live subscriber (WebSocket or SSE); one that "
-        "falls this far behind is ended with an error saying so.",
+        description="Changes waiting for one live subscriber (WebSocket or SSE) whose "
+        "connection takes no more; one that falls this far behind is ended with an error "
+        "saying so.",
     )
     create_rate_per_s: float = Field(
         default=20,

@@ -227,11 +227,12 @@ async def subscription(
     query: str,
     variables: dict[str, Any] | None = None,
     init: dict[str, Any] | None = None,
+    **connect: Any,
 ) -> AsyncIterator[Any]:
-    """A graphql-transport-ws connection to the API (`init`: its connection_init payload)
-    with one subscription started."""
+    """A graphql-transport-ws connection to the API (`init`: its connection_init payload;
+    `connect`: more arguments of websockets.connect) with one subscription started."""
     url = f"ws://127.0.0.1:{system.api.port}/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], **connect) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init", "payload": init or {}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         payload = {"query": query, "variables": variables or {}}

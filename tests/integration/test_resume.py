@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +14,15 @@ import pytest
 from api import sse
 from projections.jobs.replay import replay
 from tests.conftest import System, SystemFactory
+from tests.integration.test_operations import scrape, value
 from tests.integration.test_pipeline import subscription
 
 UPDATES = """subscription($since: String) {
   jobUpdates(since: $since) { cursor job { id status version } }
+}"""
+#: Every field a job update shows (the bigger the messages, the sooner a connection is full).
+FULL = """subscription {
+  jobUpdates { cursor job { id status version seq createdAt dueAt updatedAt error } }
 }"""
 
 
@@ -187,13 +193,24 @@ async def test_server_sent_events_resume_from_last_event_id(
 async def test_a_subscriber_that_cannot_keep_up_is_ended_with_a_clear_last_message(
     make_system: SystemFactory,
 ) -> None:
-    # One change waiting at most: a batch of jobs comes faster than any reader takes it.
+    # A GraphQL subscriber and an SSE stream that read nothing while jobs keep coming:
+    # once their connections take no more, the one change each may have waiting
+    # (subscriber_queue=1) overflows and the API drops them. (Changes that find a
+    # subscriber waiting are written at once, api/wire.py: only a full connection makes
+    # one fall behind. The kernel would buffer megabytes first; these connections' send
+    # buffers are made small, as on a slow link.)
     system = await make_system(subscriber_queue=1)
+    dropped = await _dropped(system)
     async with system.http.stream("GET", "/jobs/events", timeout=30) as response:
-        lines = response.aiter_lines()
-        async with subscription(system, "subscription { jobUpdates { job { id } } }") as ws:
-            for _ in range(5):
+        async with subscription(system, FULL, max_queue=1) as ws:
+            await _next(ws)  # (subscribed)
+            _small_send_buffers(system)
+            for _ in range(40):  # (at most 2,000 jobs: far more changes than fit)
+                if await _dropped(system) >= dropped + 2:
+                    break
                 await system.http.post("/jobs", json={"count": 50})
+            else:
+                raise AssertionError("the subscribers were never dropped")
             message = await _next(ws)
             while message["type"] == "next" and "errors" not in message["payload"]:
                 message = await _next(ws)
@@ -201,7 +218,7 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_a_clear_last_messa
             assert "resubscribe" in error["message"]
             assert error["extensions"] == {"code": "SUBSCRIBER_TOO_SLOW"}
         events: list[str] = []
-        async for line in lines:
+        async for line in response.aiter_lines():
             events.append(line)
     assert events[-3:] == [
         "event: error",
@@ -209,3 +226,15 @@ async def test_a_subscriber_that_cannot_keep_up_is_ended_with_a_clear_last_messa
         '"code": "SUBSCRIBER_TOO_SLOW"}',
         "",
     ]
+
+
+def _small_send_buffers(system: System) -> None:
+    """The API's connections get 4 KiB kernel send buffers (loopback's grow to 4 MiB)."""
+    for connection in system.api._server.server_state.connections:
+        sock = connection.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+
+async def _dropped(system: System) -> float:
+    """The API's count of subscribers dropped for falling behind (its /metrics)."""
+    return value(await scrape(system.base_url), "jobline_subscribers_dropped_total")

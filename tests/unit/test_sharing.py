@@ -67,12 +67,21 @@ class _Executor:
         return inspect.isawaitable(value)
 
 
-def _direct(operation_id: str, executor: _Executor, sent: list[str]) -> Direct:
+def _direct(
+    operation_id: str, executor: _Executor, sent: list[str], takes_now: bool | None = None
+) -> Direct:
+    """Sends into `sent`; with `takes_now`, writes at once too (into `sent` if it takes)."""
+
     async def send_text(text: str) -> None:
         sent.append(text)
 
+    def write_now(text: str) -> bool:
+        if takes_now:
+            sent.append(text)
+        return bool(takes_now)
+
     prefix = f'{{"id":{json.dumps(operation_id)},"type":"next","payload":'
-    return Direct(prefix, send_text, executor)  # type: ignore[arg-type]
+    return Direct(prefix, send_text, executor, None if takes_now is None else write_now)  # type: ignore[arg-type]
 
 
 async def test_every_subscriber_gets_its_own_message_around_one_execution() -> None:
@@ -91,4 +100,24 @@ async def test_a_result_with_errors_goes_the_usual_way() -> None:
     executor = _Executor(ExecutionResult(None, [GraphQLError("boom")]))
     sent: list[str] = []
     assert not await _direct("1", executor, sent).send("change-2")
+    assert sent == []
+
+
+async def test_a_change_is_written_at_once_from_the_one_shared_result() -> None:
+    executor = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c3"}}, None))
+    sent: list[str] = []
+    for operation_id in ("1", "2"):
+        assert _direct(operation_id, executor, sent, takes_now=True).send_now("change-3")
+    assert executor.executions == 1
+    assert [json.loads(text)["id"] for text in sent] == ["1", "2"]
+    assert json.loads(sent[1])["payload"] == {"data": {"jobUpdates": {"cursor": "c3"}}}
+
+
+async def test_nothing_is_written_at_once_that_must_go_the_usual_way() -> None:
+    sent: list[str] = []
+    fine = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c4"}}, None))
+    assert not _direct("1", fine, sent, takes_now=False).send_now("change-4")  # socket full
+    assert not _direct("1", fine, sent).send_now("change-4")  # no way to write at once
+    failed = _Executor(ExecutionResult(None, [GraphQLError("boom")]))
+    assert not _direct("1", failed, sent, takes_now=True).send_now("change-5")  # errors
     assert sent == []
