@@ -8,6 +8,7 @@ request may go. It only informs: a store that cannot be read makes it say nothin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -33,13 +34,28 @@ class Allowance:
         self._reserve = settings.unsplash_ratelimit_reserve
         self._read_at = -FRESH_S
         self._until: datetime | None = None
+        self._reading: asyncio.Future[datetime | None] | None = None
 
     def known(self) -> datetime | Awaitable[datetime | None] | None:
-        """`waiting_until()` without waiting when the account read last is fresh (a
-        subscription shown to many is then executed without a pause)."""
-        if time.monotonic() - self._read_at >= FRESH_S:
+        """`waiting_until()` without waiting, as the account read last says: when that read
+        is not fresh, the next one starts in the background (only the first answer waits
+        for a read). A change pushed to a thousand subscribers is then executed without a
+        pause, and so written to them at once (api/wire.py)."""
+        if self._read_at < 0:
             return self.waiting_until()
+        if time.monotonic() - self._read_at >= FRESH_S and self._reading is None:
+            self._reading = asyncio.ensure_future(self.waiting_until())
+            self._reading.add_done_callback(self._read)
         return self._current()
+
+    def _read(self, _: asyncio.Future[datetime | None]) -> None:
+        self._reading = None
+
+    async def close(self) -> None:
+        """Stop a read under way (the store is closing)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            await asyncio.gather(self._reading, return_exceptions=True)
 
     async def waiting_until(self) -> datetime | None:
         """When due jobs may be fetched again, while the allowance is spent; else None."""

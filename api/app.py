@@ -138,6 +138,7 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             stack.push_async_callback(cancel_all, *tasks)
             token = settings.api_token.get_secret_value() if settings.api_token else None
             allowance = Allowance(db["unsplash_quota"], settings)
+            stack.push_async_callback(allowance.close)
             app.services = Services(
                 jobs=jobs, feed=feed, counts=counts, allowance=allowance, token=token
             )

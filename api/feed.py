@@ -202,13 +202,10 @@ class Updates:
             if not self._is_news(change):
                 return True
             try:
-                written = write(change)
+                return write(change)
             except Exception:  # (nothing written: the usual way meets it and says why)
                 log.debug("could not write a change at once", exc_info=True)
                 return False
-            if written:
-                self._seen(change.view)
-            return written
 
         self._subscription.sink = sink
 
@@ -226,17 +223,18 @@ class Updates:
             if live is None:
                 yield None
             elif self._is_news(live):
-                self._seen(live.view)
                 yield live
 
     def _is_news(self, change: Change) -> bool:
-        """Whether the change shows a later version of its job than this subscriber got,
-        and is not one the history gave it. (A change stream looks an updated document up
-        when it reads the change, so two changes read close together can show the same
-        version; a write that changes no field of the view, too.) Versions are remembered
-        for the jobs changed most recently."""
-        view = change.view
-        return self._versions.get(view.id, 0) < view.version and change.position not in self._given
+        """Whether the change shows a later version of its job than this subscriber was
+        shown before it went live (its first state, the history's changes), and is not one
+        the history gave it. (The feed passes each job's versions on live once each, in
+        order: JobFeed._is_news.) Checked for every subscriber of every change: cheap when
+        there is nothing to check."""
+        versions, given = self._versions, self._given
+        if versions and versions.get(change.view.id, 0) >= change.view.version:
+            return False
+        return not (given and change.position in given)
 
     def _seen(self, view: JobView) -> None:
         self._versions[view.id] = view.version
@@ -294,6 +292,7 @@ class JobFeed:
         self.ready = asyncio.Event()
         #: The position of the last change seen (or where the stream began).
         self.position: str | None = None
+        self._versions: OrderedDict[str, int] = OrderedDict()
 
     async def run(self) -> None:
         token = None
@@ -347,7 +346,23 @@ class JobFeed:
         view = from_document(doc)
         if self._board is not None:  # first: a subscriber told of a change can read it
             self._board.add(view)
-        self._fan_out(Change(position, view))
+        if self._is_news(view):
+            self._fan_out(Change(position, view))
+
+    def _is_news(self, view: JobView) -> bool:
+        """Whether the change shows a later version of its job than the last one passed on.
+        (A change stream looks an updated document up when it reads the change, so two
+        changes read close together can show the same version; a write that changes no
+        field of the view, too. The versions it shows never go back.) Remembered for the
+        jobs changed most recently."""
+        versions = self._versions
+        if versions.get(view.id, 0) >= view.version:
+            return False
+        versions[view.id] = view.version
+        versions.move_to_end(view.id)
+        if len(versions) > REMEMBERED_JOBS:
+            versions.popitem(last=False)
+        return True
 
     def _fan_out(self, change: Change) -> None:
         for subscription in list(self._subscriptions):

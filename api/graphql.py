@@ -334,7 +334,10 @@ class Subscription:
                 sends = direct()  # (api/sharing.py)
                 if sends is not None:  # a change that finds it waiting: written at once
                     updates.write_with(
-                        lambda c: sends.send_now(JobUpdate(cursor=c.position, job=c.view))
+                        lambda c: sends.send_now(
+                            (c.position, c.view.id, c.view.version),  # (its share_key)
+                            lambda: JobUpdate(cursor=c.position, job=c.view),
+                        )
                     )
                 async for change in updates:
                     if change is None:  # (only with idle_s)

@@ -110,8 +110,10 @@ class SharingExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _key(self, event: Any) -> Hashable | None:
         shown_as = share_key(event) if self._is_event() else None
-        if shown_as is None:
-            return None
+        return None if shown_as is None else self.key_of(shown_as)
+
+    def key_of(self, shown_as: Hashable) -> Hashable:
+        """What a result is shared by, for an event shown as `shown_as` (its share_key)."""
         return (id(self.operation), self._variables_below_root(), shown_as)
 
     def _is_event(self) -> bool:
@@ -229,17 +231,23 @@ class Direct:
         await self.send_text(f"{self.prefix}{payload}}}")
         return True
 
-    def send_now(self, event: Any) -> bool:
-        """Write `event`'s `next` message at once (api/wire.py) if its payload is made
-        without waiting, has no errors, and the socket takes it now; False: nothing sent."""
-        if self.write_now is None:
+    def send_now(self, shown_as: Hashable, event: Callable[[], Any]) -> bool:
+        """Write the `next` message of the event that `event()` makes, and `shown_as`
+        identifies (its share_key), at once (api/wire.py) if its payload is made without
+        waiting, has no errors, and the socket takes it now; False: nothing sent. (Called
+        for every subscriber of every change: the event is made only for the first.)"""
+        write_now = self.write_now
+        if write_now is None:
             return False
-        payload = self._shared_payload(event)
+        executor = self.executor
+        payload = once(
+            executor.key_of(shown_as), lambda: self._payload(event()), executor.operation
+        )
         if isinstance(payload, asyncio.Future):
             if not payload.done() or payload.cancelled() or payload.exception() is not None:
                 return False
             payload = payload.result()
-        return payload is not None and self.write_now(f"{self.prefix}{payload}}}")
+        return payload is not None and write_now(f"{self.prefix}{payload}}}")
 
     def _shared_payload(self, event: Any) -> str | asyncio.Future[str | None] | None:
         key = self.executor._key(event)

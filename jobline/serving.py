@@ -16,6 +16,8 @@ from typing import Any, TextIO
 import httpx
 import uvicorn
 
+from runtime.metrics import watch_event_loop
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the caller decides when to stop."""
@@ -135,6 +137,7 @@ def run_until_signalled(
 
     async def runner() -> int:
         task = asyncio.ensure_future(main)
+        watching = asyncio.create_task(watch_event_loop())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
@@ -143,6 +146,8 @@ def run_until_signalled(
             return await task or 0
         except asyncio.CancelledError:
             return 0
+        finally:
+            watching.cancel()
 
     with asyncio.Runner(loop_factory=new_loop) as running:
         return running.run(runner())

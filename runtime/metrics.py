@@ -7,6 +7,8 @@ it did itself; Prometheus sums over the instances (README, Production: what to w
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 #: Sub-second buckets first: a timer, a push or a route is judged in milliseconds.
@@ -63,3 +65,19 @@ HTTP_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=LATENCY_BUCKETS,
 )
+EVENT_LOOP_LAG = Histogram(
+    "jobline_event_loop_lag_seconds",
+    "How late this process's event loop ran a timer due every EVENT_LOOP_TICK_S: how long "
+    "other work held it, which every request and message it handles waited for too.",
+    buckets=(0.001, 0.0025, *LATENCY_BUCKETS),
+)
+EVENT_LOOP_TICK_S = 0.05
+
+
+async def watch_event_loop() -> None:
+    """Observe EVENT_LOOP_LAG, until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + EVENT_LOOP_TICK_S
+        await asyncio.sleep(EVENT_LOOP_TICK_S)
+        EVENT_LOOP_LAG.observe(max(0.0, loop.time() - due))

@@ -54,7 +54,10 @@ class _Executor:
         self.executions = 0
 
     def _key(self, event: str) -> tuple[int, str]:
-        return (id(self.operation), event)
+        return self.key_of(event)
+
+    def key_of(self, shown_as: str) -> tuple[int, str]:
+        return (id(self.operation), shown_as)
 
     def build_per_event_executor(self, event: str) -> Any:
         return self
@@ -107,7 +110,9 @@ async def test_a_change_is_written_at_once_from_the_one_shared_result() -> None:
     executor = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c3"}}, None))
     sent: list[str] = []
     for operation_id in ("1", "2"):
-        assert _direct(operation_id, executor, sent, takes_now=True).send_now("change-3")
+        assert _direct(operation_id, executor, sent, takes_now=True).send_now(
+            "change-3", lambda: "change-3"
+        )
     assert executor.executions == 1
     assert [json.loads(text)["id"] for text in sent] == ["1", "2"]
     assert json.loads(sent[1])["payload"] == {"data": {"jobUpdates": {"cursor": "c3"}}}
@@ -116,8 +121,18 @@ async def test_a_change_is_written_at_once_from_the_one_shared_result() -> None:
 async def test_nothing_is_written_at_once_that_must_go_the_usual_way() -> None:
     sent: list[str] = []
     fine = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c4"}}, None))
-    assert not _direct("1", fine, sent, takes_now=False).send_now("change-4")  # socket full
-    assert not _direct("1", fine, sent).send_now("change-4")  # no way to write at once
+    change = ("change-4", lambda: "change-4")
+    assert not _direct("1", fine, sent, takes_now=False).send_now(*change)  # socket full
+    assert not _direct("1", fine, sent).send_now(*change)  # no way to write at once
     failed = _Executor(ExecutionResult(None, [GraphQLError("boom")]))
-    assert not _direct("1", failed, sent, takes_now=True).send_now("change-5")  # errors
+    assert not _direct("1", failed, sent, takes_now=True).send_now("change-5", lambda: "change-5")
     assert sent == []
+
+
+async def test_a_change_sent_the_usual_way_and_one_written_at_once_share_one_execution() -> None:
+    executor = _Executor(ExecutionResult({"jobUpdates": {"cursor": "c6"}}, None))
+    sent: list[str] = []
+    assert await _direct("1", executor, sent).send("change-6")
+    assert _direct("2", executor, sent, takes_now=True).send_now("change-6", lambda: "change-6")
+    assert executor.executions == 1
+    assert len(sent) == 2
