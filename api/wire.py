@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 try:  # (both ship with uvicorn; the servers this app knows how to write past)
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.protocol import State
+
+    OPEN = State.OPEN  # (a peer's close frame read: CLOSING, and nothing more to send)
 except ImportError:  # pragma: no cover - a uvicorn without them, or no httptools
     RequestResponseCycle = WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
 
@@ -119,7 +122,7 @@ def text_messages(scope: Scope) -> Writer | None:
     conn, transport, writable = protocol.conn, protocol.transport, protocol.writable
 
     def is_open() -> bool:
-        return not (
+        return conn.state is OPEN and not (
             protocol.disconnected
             or protocol.close_sent
             or not protocol.handshake_complete
