@@ -6,7 +6,8 @@
 5 min by default), jobs created at a steady rate and every read route asked at a steady
 rate meanwhile, from keep-alive connections (benchmarks/loadclient.py). Every sample period
 (a minute at full size): each process's resident memory and CPU, each route's latency
-(p50, p99) and errors (any answer but 2xx, or no answer), the jobs in each status. At the
+(p50, p99) and errors (any answer but 2xx, or no answer), the jobs in each status, and how
+late `jobline run`'s event loop ran its ticks (p50, p99: every component shares it). At the
 end, the trend: each series' least-squares slope per minute, and its last third against
 its first (after the first sample period, while the first delays are still running out).
 The target is no growth trend in memory or latency and no errors; nothing is asserted.
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 from loadclient import Answer, paced
 from processes import process_tree_cpu, process_tree_rss
+from prometheus_client.parser import text_string_to_metric_families
 from running import GRAPHQL_JOBS, start, stop, wait_until_up
 from timers import percentile
 
@@ -106,20 +108,23 @@ async def _soak(base_url: str, pid: int, size: SoakSize) -> dict[str, Any]:
         began = time.monotonic()
         samples: list[dict[str, Any]] = []
         cpu_before = process_tree_cpu(pid)
+        lag_before = await _loop_lag(http)
         ends = began + size.minutes * 60
         while (now := time.monotonic()) < ends:
             await asyncio.sleep(min(size.sample_s, ends - now))
             cpu = process_tree_cpu(pid)
             counts = await _counts(http)
+            lag = await _loop_lag(http)
             samples.append(
                 {
                     "at_s": round(time.monotonic() - began, 1),
                     "rss_mib": process_tree_rss(pid),
                     "cpu_s": {n: round(c - cpu_before.get(n, 0.0), 2) for n, c in cpu.items()},
                     "jobs": counts,
+                    "event_loop_lag": _lag_figures(lag_before, lag),
                 }
             )
-            cpu_before = cpu
+            cpu_before, lag_before = cpu, lag
             print(f"  soak: {samples[-1]['at_s']:7.1f} s  {counts}", flush=True)
         stop_event.set()
         answers = dict(zip(load, await running, strict=True))
@@ -140,6 +145,41 @@ async def _counts(http: httpx.AsyncClient) -> dict[str, int] | str:
     except (httpx.HTTPError, ValueError) as error:
         return repr(error)
     return counts
+
+
+async def _loop_lag(http: httpx.AsyncClient) -> dict[float, float]:
+    """`jobline run`'s event loop lag so far (jobline_event_loop_lag_seconds: every
+    component shares that loop), as its cumulative buckets: upper bound -> count."""
+    try:
+        text = (await http.get("/metrics")).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "jobline_event_loop_lag_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
+
+
+def _lag_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """The lag of the ticks between two readings: p50 and p99 as the upper bound of the
+    bucket each falls in (ms), and the share of ticks over 100 ms."""
+    counts = sorted((le, n - before.get(le, 0.0)) for le, n in after.items())
+    ticks = counts[-1][1] if counts else 0.0
+
+    def bound(q: float) -> float | None:
+        found = next((le for le, n in counts if n >= q * ticks), None)
+        return None if found is None or not ticks else round(found * 1000, 1)
+
+    over = ticks - next((n for le, n in counts if le >= 0.1), ticks)
+    return {
+        "ticks": int(ticks),
+        "p50_ms": bound(0.5),
+        "p99_ms": bound(0.99),
+        "over_100ms": round(over / ticks, 3) if ticks else None,
+    }
 
 
 def _figures(answers: list[Answer]) -> dict[str, Any]:
@@ -166,6 +206,9 @@ def trend(samples: list[dict[str, Any]], sample_s: float) -> dict[str, Any]:
         for name, route in sample.get("routes", {}).items():
             if route["answers"]:
                 series.setdefault(f"p99 ms: {name}", []).append((minute, route["p99_ms"]))
+        lag = sample.get("event_loop_lag", {}).get("p99_ms")
+        if lag is not None:
+            series.setdefault("p99 ms: event loop lag", []).append((minute, lag))
     out: dict[str, Any] = {}
     for name, points in series.items():
         third = max(1, len(points) // 3)

@@ -131,7 +131,9 @@ def test_the_soak_benchmark_samples_every_process_and_route(tmp_path: Path) -> N
             "store (SecantusDB)",
         }
         assert all(route["answers"] > 0 for route in sample["routes"].values())
+        assert sample["event_loop_lag"]["ticks"] > 0  # (a tick every 50 ms: about 200)
     assert report["samples"][-1]["jobs"]["resolved"] > 0
     assert report["totals"]["POST /jobs"]["errors"] == 0
     assert any(name.startswith("p99 ms: GET /jobs") for name in report["trend"])
+    assert "p99 ms: event loop lag" in report["trend"]
     assert "errors of all answers" in report["table"]
