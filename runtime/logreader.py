@@ -38,6 +38,10 @@ class LogReader:
             bootstrap_servers=self.settings.bootstrap_servers,
             enable_auto_commit=False,
             max_poll_records=max_records,
+            # A fetch with nothing to give waits this long (aiokafka's default: 500 ms): a
+            # read whose partitions are at their ends already, such as a replay's catch-up
+            # after a quiet swap, waited that long for nothing.
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         await start_client(consumer, consumer.stop)
         try:

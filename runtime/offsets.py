@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 
 
@@ -10,11 +11,17 @@ class OffsetTracker:
 
     The committable offset is the lowest held offset, or one past the last seen record when
     nothing is held: committing it can never skip a record whose effect is not yet durable.
+
+    The lowest held offset is asked for after every fetch, and a delay processor holds
+    every pending job's record (thousands): a heap of the held offsets, those released
+    dropped from it once they reach its top, answers without looking at them all (min()
+    over the held set did, and was 2.6 % of `jobline run`'s samples at 50 creations/s).
     """
 
     def __init__(self) -> None:
         self._next: dict[int, int] = {}
         self._held: defaultdict[int, set[int]] = defaultdict(set)
+        self._lowest: defaultdict[int, list[int]] = defaultdict(list)  # heaps of the held
         self._committed: dict[int, int] = {}
 
     def seen(self, partition: int, offset: int) -> None:
@@ -22,7 +29,10 @@ class OffsetTracker:
 
     def hold(self, partition: int, offset: int) -> None:
         self.seen(partition, offset)
-        self._held[partition].add(offset)
+        held = self._held[partition]
+        if offset not in held:
+            held.add(offset)
+            heapq.heappush(self._lowest[partition], offset)
 
     def release(self, partition: int, offset: int) -> None:
         self._held[partition].discard(offset)
@@ -31,9 +41,13 @@ class OffsetTracker:
         return self._next.get(partition)
 
     def committable(self, partition: int) -> int | None:
-        held = self._held.get(partition)
-        if held:
-            return min(held)
+        held, lowest = self._held.get(partition), self._lowest.get(partition)
+        if held and lowest:
+            while lowest[0] not in held:  # released: drop it (a held one is in the heap)
+                heapq.heappop(lowest)
+            return lowest[0]
+        if lowest:
+            lowest.clear()  # nothing held: every entry was released
         return self._next.get(partition)
 
     def to_commit(self) -> dict[int, int]:
@@ -52,4 +66,5 @@ class OffsetTracker:
         for partition in partitions:
             self._next.pop(partition, None)
             self._held.pop(partition, None)
+            self._lowest.pop(partition, None)
             self._committed.pop(partition, None)

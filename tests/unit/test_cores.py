@@ -144,6 +144,22 @@ def test_offsets_commit_only_below_the_oldest_held_record() -> None:
     assert tracker.committable(0) is None
 
 
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30)), max_size=200))
+def test_the_committable_offset_is_the_lowest_held_whatever_the_order(
+    steps: list[tuple[bool, int]],
+) -> None:
+    tracker, held, seen = OffsetTracker(), set(), None
+    for holding, offset in steps:  # holds, releases, holds again, in any order
+        if holding:
+            tracker.hold(0, offset)
+            held.add(offset)
+            seen = max(seen or 0, offset + 1)
+        else:
+            tracker.release(0, offset)
+            held.discard(offset)
+        assert tracker.committable(0) == (min(held) if held else seen)
+
+
 def test_cursors_round_trip_and_refuse_garbage() -> None:
     view = JobView(
         id="j1", status="pending", created_at=NOW, due_at=NOW, updated_at=NOW, version=1, seq=42
