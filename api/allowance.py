@@ -48,8 +48,10 @@ class Allowance:
             self._reading.add_done_callback(self._read)
         return self._current()
 
-    def _read(self, _: asyncio.Future[datetime | None]) -> None:
+    def _read(self, reading: asyncio.Future[datetime | None]) -> None:
         self._reading = None
+        if not reading.cancelled() and reading.exception() is not None:
+            log.warning("Unsplash allowance unknown", exc_info=reading.exception())
 
     async def close(self) -> None:
         """Stop a read under way (the store is closing)."""
