@@ -237,10 +237,7 @@ class Updates:
         return not (given and change.position in given)
 
     def _seen(self, view: JobView) -> None:
-        self._versions[view.id] = view.version
-        self._versions.move_to_end(view.id)
-        if len(self._versions) > REMEMBERED_JOBS:
-            self._versions.popitem(last=False)
+        _remember(self._versions, view)
 
     async def _caught_up(self) -> AsyncIterator[Change]:
         """The history after `since`, the changes for this subscriber, up to the position
@@ -355,13 +352,9 @@ class JobFeed:
         changes read close together can show the same version; a write that changes no
         field of the view, too. The versions it shows never go back.) Remembered for the
         jobs changed most recently."""
-        versions = self._versions
-        if versions.get(view.id, 0) >= view.version:
+        if self._versions.get(view.id, 0) >= view.version:
             return False
-        versions[view.id] = view.version
-        versions.move_to_end(view.id)
-        if len(versions) > REMEMBERED_JOBS:
-            versions.popitem(last=False)
+        _remember(self._versions, view)
         return True
 
     def _fan_out(self, change: Change) -> None:
@@ -409,6 +402,14 @@ class JobFeed:
             if error.code in NOT_A_POSITION:
                 raise InvalidInput("since is not a position this API gave") from None
             raise
+
+
+def _remember(versions: OrderedDict[str, int], view: JobView) -> None:
+    """A job's version, shown: remembered for the REMEMBERED_JOBS jobs changed last."""
+    versions[view.id] = view.version
+    versions.move_to_end(view.id)
+    if len(versions) > REMEMBERED_JOBS:
+        versions.popitem(last=False)
 
 
 def encode_position(token: Mapping[str, Any]) -> str:
