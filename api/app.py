@@ -32,8 +32,8 @@ from api.ratelimit import RateLimited
 from api.rest import router as rest_router
 from api.service import JobService
 from api.sse import router as events_router
+from projections.jobs.model import ReadModel
 from projections.jobs.runner import PROJECTION
-from projections.jobs.store import MongoJobViews
 from runtime.aio import cancel_all, shielded
 from runtime.claims import ClaimStore
 from runtime.eventlog import Durability, KafkaEventPublisher, ensure_topics, start_producer
@@ -109,7 +109,8 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             stack.push_async_callback(lambda: shielded(producer.stop()))
             feed_client = open_store(settings, bounded=False)
             stack.push_async_callback(feed_client.close)
-            views = MongoJobViews(db["jobs"])
+            model = ReadModel(db)
+            views = await model.views()
             if await views.prepare():
                 log.warning("read model is of an older shape; the projection rebuilds it")
             await views.raise_counter()
@@ -117,18 +118,18 @@ def _lifespan(settings: Settings, durability: Durability | None):  # type: ignor
             jobs = JobService(
                 settings=settings,
                 publisher=KafkaEventPublisher(producer, settings.topics.jobs),
-                views=views,
+                model=model,
                 keys=ClaimStore(db["idempotency_keys"]),
                 board=board,
                 durability=durability,
             )
             counts = LiveCounts(jobs.counts)
             feed = JobFeed(
-                database(feed_client, settings)["jobs"],
+                model,
+                database(feed_client, settings),
                 queue_size=settings.subscriber_queue,
                 on_change=counts.changed,
                 board=board,
-                views=views,
             )
             tasks = [
                 asyncio.create_task(feed.run()),

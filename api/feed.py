@@ -15,6 +15,11 @@ that many suffice.) A position the history no longer holds is
 refused (`PositionTooOld`): the client re-reads, then subscribes from now. The history
 shows a changed job as it is when the change is read (MongoDB's `updateLookup`), so several
 changes of one job missed together can come as one, its latest state: never an older one.
+
+When `jobline replay` swaps a rebuilt model in (projections/jobs/model.py), the feed watches
+the new model's changes from then on, within a second, and subscriptions go on. A position
+names the model whose history it is in (its generation), so one from before a swap is
+refused as too old, whatever a store would make of another collection's resume token.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.change_stream import AsyncChangeStream
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from api.board import Board
 from api.errors import CallerError, InvalidInput
-from projections.jobs.store import MongoJobViews, from_document, is_counts
+from projections.jobs.model import LEGACY, Located, ReadModel
+from projections.jobs.store import from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.aio import raise_if_cancelled
 from runtime.metrics import SUBSCRIBERS, SUBSCRIBERS_DROPPED
@@ -55,7 +61,9 @@ CATCH_UP_IDLE_S = 3.0
 NOT_A_POSITION = {2, 9, 22}
 #: How many jobs' versions a subscriber remembers, to pass on each version once.
 REMEMBERED_JOBS = 4096
-_POSITION = re.compile(r"[0-9A-Fa-f]{2,2000}")
+_POSITION = re.compile(r"(?:g([1-9][0-9]{0,17})\.)?([0-9A-Fa-f]{2,2000})")
+#: How long the stream waits for a change before the feed looks whether the model was swapped.
+CHECK_MS = 1000
 
 
 class SubscriberTooSlow(Exception):
@@ -177,9 +185,11 @@ class Updates:
         history: AsyncChangeStream[Any] | None,
         since: str | None,
         start: str | None,
+        generation: int = 0,
     ) -> None:
         self._subscription = subscription
         self._history = history
+        self._generation = generation
         self._since = since
         self._versions: OrderedDict[str, int] = OrderedDict()
         #: The positions of the last changes the history gave (the live ones may repeat).
@@ -258,7 +268,7 @@ class Updates:
                 idle_since = loop.time()
                 if event["operationType"] == "invalidate":  # the read model was swapped
                     raise PositionTooOld
-                position = encode_position(event["_id"])
+                position = encode_position(event["_id"], self._generation)
                 reached = position == self.start
                 doc = event.get("fullDocument")
                 if doc is not None and not is_counts(doc) and job_id in (None, doc["_id"]):
@@ -270,25 +280,29 @@ class Updates:
 class JobFeed:
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        model: ReadModel,
+        streams: AsyncDatabase[Document],
         queue_size: int = 256,
         on_change: Callable[[], None] = lambda: None,
         board: Board | None = None,
-        views: MongoJobViews | None = None,
     ) -> None:
-        """`on_change` is called after each change, and whenever changes may have been
-        missed (the stream was (re)opened), for state derived from all jobs. With a
-        `board`, it is loaded from `views` (the store) each time the stream opens and
-        changed by every change after that (api/board.py)."""
-        self._collection = collection
+        """The changes of the read model wherever `model` says it is (watched through
+        `streams`, a database of a client whose reads are not cut short). `on_change` is
+        called after each change, and whenever changes may have been missed (the stream was
+        (re)opened), for state derived from all jobs. With a `board`, it is loaded from the
+        model each time the stream opens and changed by every change after that
+        (api/board.py)."""
+        self._model = model
+        self._streams = streams
         self._queue_size = queue_size
         self._on_change = on_change
         self._board = board
-        self._views = views
         self._subscriptions: set[Subscription] = set()
         self.ready = asyncio.Event()
         #: The position of the last change seen (or where the stream began).
         self.position: str | None = None
+        #: The model watched (its positions are void in any other).
+        self._located = LEGACY
         self._versions: OrderedDict[str, int] = OrderedDict()
 
     async def run(self) -> None:
@@ -296,26 +310,33 @@ class JobFeed:
         while True:
             raise_if_cancelled()  # a library may have swallowed it (runtime.aio)
             try:
-                async with await self._collection.watch(
-                    full_document="updateLookup", resume_after=token
+                located = await self._model.located()
+                if located.generation != self._located.generation:
+                    token = None  # a new model: a new history
+                async with await self._streams[located.collection].watch(
+                    full_document="updateLookup", resume_after=token, max_await_time_ms=CHECK_MS
                 ) as stream:
+                    self._located = located
                     if stream.resume_token is not None:
-                        self.position = encode_position(stream.resume_token)
+                        self.position = encode_position(stream.resume_token, located.generation)
                     self.ready.set()
                     self._on_change()
                     await self._load_board()
-                    async for change in stream:
-                        if change["operationType"] == "invalidate":
-                            # The collection was replaced (jobline replay swapped in a rebuilt
-                            # one): our resume token is void; watch the new one from now.
-                            token = None
-                            break
-                        token = stream.resume_token
-                        self.position = encode_position(change["_id"])
-                        doc = change.get("fullDocument")
-                        if doc is not None:
-                            self._changed(doc, change["operationType"] == "insert", self.position)
-                        self._on_change()
+                    while True:
+                        change = await stream.try_next()
+                        if change is not None:
+                            if change["operationType"] == "invalidate":
+                                token = None  # the collection is gone; watch from now
+                                break
+                            token = stream.resume_token
+                            self.position = encode_position(change["_id"], located.generation)
+                            doc = change.get("fullDocument")
+                            if doc is not None:
+                                inserted = change["operationType"] == "insert"
+                                self._changed(doc, inserted, self.position)
+                            self._on_change()
+                        if (await self._model.located()).generation != located.generation:
+                            break  # jobline replay swapped a rebuilt model in: watch it
                 if self._board is not None:
                     self._board.reset()
             except PyMongoError as error:
@@ -329,9 +350,9 @@ class JobFeed:
 
     async def _load_board(self) -> None:
         """The stream is open (nothing written from now on is missed): load the board."""
-        if self._board is None or self._views is None:
+        if self._board is None:
             return  # (not live until loaded: a stream that ended reset it)
-        views, complete, shards = await self._views.snapshot(self._board.size)
+        views, complete, shards = await (await self._model.views()).snapshot(self._board.size)
         self._board.load(views, complete, shards)
         log.info("board loaded", extra={"jobs": len(self._board), "complete": complete})
 
@@ -373,7 +394,12 @@ class JobFeed:
         """The changes of every job (or of one) from now, or after position `since` (and
         None after each `idle_s` without one, if given). Raises PositionTooOld, or
         InvalidInput for a position this API never gave."""
-        token = decode_position(since) if since is not None else None
+        located = self._located
+        token = None
+        if since is not None:
+            generation, token = decode_position(since)
+            if generation != located.generation:
+                raise PositionTooOld  # a position in a model swapped out since
         subscription = Subscription(job_id, self._queue_size, idle_s)
         self._subscriptions.add(subscription)  # before the history: no change between
         start = self.position  # (no await since the line above: no change between)
@@ -381,17 +407,19 @@ class JobFeed:
         SUBSCRIBERS.inc()
         try:
             if token is not None:
-                history = await self._history_after(token)
-            yield Updates(subscription, history, since, start)
+                history = await self._history_after(located, token)
+            yield Updates(subscription, history, since, start, located.generation)
         finally:
             SUBSCRIBERS.dec()
             self._subscriptions.discard(subscription)
             if history is not None:
                 await history.close()
 
-    async def _history_after(self, token: Mapping[str, Any]) -> AsyncChangeStream[Any]:
+    async def _history_after(
+        self, located: Located, token: Mapping[str, Any]
+    ) -> AsyncChangeStream[Any]:
         try:
-            return await self._collection.watch(
+            return await self._streams[located.collection].watch(
                 full_document="updateLookup",
                 resume_after=token,
                 max_await_time_ms=CAUGHT_UP_WAIT_MS,
@@ -412,13 +440,18 @@ def _remember(versions: OrderedDict[str, int], view: JobView) -> None:
         versions.popitem(last=False)
 
 
-def encode_position(token: Mapping[str, Any]) -> str:
-    """A change stream's resume token as a client sees it: its `_data`, an opaque string."""
+def encode_position(token: Mapping[str, Any], generation: int) -> str:
+    """A change stream's resume token as a client sees it, an opaque string: its `_data`,
+    after the generation of the model whose stream gave it (none for the first model)."""
     data = token["_data"]
-    return data if isinstance(data, str) else bytes(data).hex()
+    hexed = data if isinstance(data, str) else bytes(data).hex()
+    return f"g{generation}.{hexed}" if generation else hexed
 
 
-def decode_position(position: str) -> dict[str, Any]:
-    if not _POSITION.fullmatch(position):
+def decode_position(position: str) -> tuple[int, dict[str, Any]]:
+    """The generation of the model a position is in, and the resume token."""
+    found = _POSITION.fullmatch(position)
+    if found is None:
         raise InvalidInput("since is not a position this API gave")
-    return {"_data": position}
+    generation, data = found.groups()
+    return int(generation or 0), {"_data": data}

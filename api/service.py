@@ -18,6 +18,7 @@ from api.commands import cancel_job, pick_delay, request_job, retry_job
 from api.errors import Conflict, InvalidInput, NotFound
 from api.numbering import SeqLease
 from api.ratelimit import CreationLimit
+from projections.jobs.model import ReadModel
 from projections.jobs.store import (
     InvalidCursor,
     MongoJobViews,
@@ -80,7 +81,7 @@ class JobService:
         *,
         settings: Settings,
         publisher: EventPublisher,
-        views: MongoJobViews,
+        model: ReadModel,
         keys: ClaimStore,
         board: Board | None = None,
         durability: Durability | None = None,
@@ -92,13 +93,13 @@ class JobService:
     ) -> None:
         self._settings = settings
         self._publisher = publisher
-        self._views = views
+        self._model = model
         self._keys = keys
         # Never loaded (not live) unless a feed keeps it.
         self._board = board if board is not None else Board()
         self._durability = durability
         self._limit = limit or CreationLimit(settings.create_rate_per_s, settings.create_burst)
-        self._seqs = SeqLease(views.allocate)
+        self._seqs = SeqLease(model.allocate)
         self._now = now
         self._rng = rng or random.SystemRandom()
         self.intake: GroupCommit[CreateRequest, list[JobView]] = GroupCommit(
@@ -189,7 +190,7 @@ class JobService:
             created = await self._append(events)
             await self._keys.mark_published(*sorted(marking))
         earlier = {c.event.job_id for c in claims.values() if c.published}
-        current = await self._views.get_many(sorted(earlier))
+        current = await (await self._views()).get_many(sorted(earlier))
         results: list[list[JobView] | Exception] = []
         for request in batch:
             found = [
@@ -298,7 +299,7 @@ class JobService:
         # job at once (read-your-writes). Not the two at once: a view written beside an
         # archive write that fails would show a job whose record a restart can lose.
         await self._publish(events)
-        await self._views.insert_created(events)
+        await self._model.write(lambda views: views.insert_created(events))
         created = {e.job_id: evolve(None, e) for e in events}
         for view in created.values():
             self._board.add(view)
@@ -307,11 +308,11 @@ class JobService:
     # -- reads: from the board while it is live, else (and below it) from the store ------
 
     async def get(self, job_id: str) -> JobView | None:
-        return self._board.get(job_id) or await self._views.get(job_id)
+        return self._board.get(job_id) or await (await self._views()).get(job_id)
 
     async def counts(self) -> dict[str, int]:
         counted = self._board.counts()
-        return counted if counted is not None else await self._views.counts()
+        return counted if counted is not None else await (await self._views()).counts()
 
     async def page(
         self, limit: int, cursor: str | None, status: str | None, until: str | None = None
@@ -326,16 +327,19 @@ class JobService:
                 return kept, None
         return views, next_cursor
 
+    async def _views(self) -> MongoJobViews:
+        return await self._model.views()
+
     async def _page(
         self, limit: int, cursor: str | None, status: str | None
     ) -> tuple[list[JobView], str | None]:
         after = _page_arguments(limit, cursor, status)
         scan = self._board.scan(limit + 1, after, status)
         if scan is None:
-            return await self._views.page(limit, cursor, status)
+            return await (await self._views()).page(limit, cursor, status)
         found = scan.views
         if len(found) <= limit and scan.below is not None:  # the board ends first
-            rest, _ = await self._views.page(
+            rest, _ = await (await self._views()).page(
                 limit + 1 - len(found), encode_position(*scan.below), status
             )
             found += rest
@@ -351,7 +355,7 @@ class JobService:
         paging forwards reads)."""
         stop = _page_arguments(limit, until, status)
         _page_arguments(limit, cursor, status)
-        views, newer = await self._views.page_before(limit, cursor, status)
+        views, newer = await (await self._views()).page_before(limit, cursor, status)
         if stop is not None:
             kept = [v for v in views if _position(v) < stop]
             if len(kept) < len(views):

@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
+from projections.jobs.model import ReadModel
 from projections.jobs.store import COUNTED, MongoJobViews
 from projections.jobs.view import STATUSES
 from runtime.settings import Settings
-from runtime.store import database
+from runtime.store import Document, database
+
+
+async def current(db: AsyncDatabase[Document]) -> AsyncCollection[Document]:
+    """The collection the jobs read model is in now (a replay swaps another one in)."""
+    return (await ReadModel(db).views(fresh=True)).collection
 
 
 async def counts_and_recount(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
@@ -18,7 +26,7 @@ async def counts_and_recount(settings: Settings) -> tuple[dict[str, int], dict[s
     the projection has seen it): always equal."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri)
     try:
-        jobs = database(client, settings)["jobs"]
+        jobs = await current(database(client, settings))
         counted = await MongoJobViews(jobs).counts()
         recount = dict.fromkeys(STATUSES, 0)
         query = {"version": {"$exists": True}, COUNTED: True}

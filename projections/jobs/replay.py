@@ -1,10 +1,12 @@
 """Rebuild the jobs read model from the log: a fresh collection, then an atomic swap.
 
-The API keeps serving the old collection until `renameCollection` replaces it in one step, so
-no reader sees a half-built model. Events the live projection applied to the old collection
-during the swap window are applied again by a catch-up pass from where the rebuild stopped
-(version guards make the overlap harmless). Replay only reads the log and writes the store:
-it calls Unsplash zero times and appends no events.
+The API keeps serving the old model until the pointer names the new one (one write: see
+model.py), so no reader sees a half-built model. What the log gained during the rebuild is
+applied before the swap; what the live projection applied to the old model in the moment
+before it, after (from where the first catch-up ended: a view applies each event once).
+Writers that had not committed by the swap write to the new model (model.py's fence). The
+old model is deleted a slice at a time once no reader can be using it. Replay only reads the
+log and writes the store: it calls Unsplash zero times and appends no events.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,16 @@ from typing import Any
 import pymongo
 from pymongo.asynchronous.collection import AsyncCollection
 
+from projections.jobs.model import (
+    POINTER_TTL_S,
+    Located,
+    ReadModel,
+    collection_of,
+    mark_caught_up,
+    next_generation,
+    remove_retired,
+    swap,
+)
 from projections.jobs.store import MongoJobViews, is_counts
 from projections.jobs.view import JobStatus, JobView, evolve
 from runtime.aio import cancel_all
@@ -44,6 +55,7 @@ class ReplayResult:
     documents: int = 0
     differences: list[str] = field(default_factory=list)
     swapped: bool = False
+    removed: int = 0  # jobs of the model swapped out, deleted
     #: Seconds per phase, in order: where a replay's time goes (printed by `jobline replay`).
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -61,53 +73,79 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
     client = open_store(settings, component="replay")
     try:
         db = database(client, settings)
-        scratch = db[f"jobs_rebuild_{uuid.uuid4().hex[:12]}"]
+        old = await ReadModel(db).located(fresh=True)
+        generation = await next_generation(db)
+        scratch = db[collection_of(generation)]
         result = ReplayResult()
+        rebuilt = MongoJobViews(scratch)
         try:
-            rebuilt = MongoJobViews(scratch)
             reader = LogReader(settings, settings.topics.jobs)
             result.documents = await _rebuild(reader, rebuilt, result, progress)
             if verify:
-                result.differences = await differences(db["jobs"], scratch)
+                result.differences = await differences(db[old.collection], scratch)
                 return result
             # Indexed once filled: one index build costs the store less than keeping two
-            # indexes up to date through every insert.
-            with pymongo.timeout(SWAP_TIMEOUT_S), result.timed("index"):
+            # indexes up to date through every insert. Unbounded by
+            # JOBLINE_MONGODB_TIMEOUT_MS: a large model takes the store longer than a
+            # request may, and a build given up half-way would leave the rebuild to be
+            # done again.
+            with pymongo.timeout(INDEX_TIMEOUT_S), result.timed("index"):
                 await rebuilt.ensure_indexes()
-            # Unbounded by JOBLINE_MONGODB_TIMEOUT_MS: dropping a large model and renaming
-            # the new one takes the store longer than a request may (measured: over 3 s at
-            # 25,000 jobs with the API reading), and a swap given up half-way would leave
-            # the rebuild to be done again.
-            with pymongo.timeout(SWAP_TIMEOUT_S), result.timed("swap"):
-                await client.admin.command(
-                    {
-                        "renameCollection": f"{db.name}.{scratch.name}",
-                        "to": f"{db.name}.jobs",
-                        "dropTarget": True,
-                    }
-                )
-            result.swapped = True
             await rebuilt.mark_current()
+            # What the log gained while the model was built and indexed, applied before the
+            # swap: the model swapped in is as fresh as the one it replaces, give or take
+            # what comes next.
+            with result.timed("catch-up"):
+                since = await _catch_up(settings, reader.positions, rebuilt, result)
+            new = Located(scratch.name, generation, since, caught_up=False)
+            with result.timed("swap"):
+                async with client.start_session() as session:
+                    await session.with_transaction(lambda session: swap(db, old, new, session))
+            result.swapped = True
         finally:
             if not result.swapped:
                 await scratch.drop()
-        catch_up = LogReader(settings, settings.topics.jobs, start=reader.positions)
-        with result.timed("catch-up"):
-            await _apply(catch_up, MongoJobViews(db["jobs"]), result, lambda done, total: None)
+        # What reached the old model before the swap, from where the new one was caught up.
+        with result.timed("catch-up after the swap"):
+            await _catch_up(settings, new.since, rebuilt, result)
+            await mark_caught_up(db, new)
+        with result.timed(REMOVAL):
+            result.removed = await remove_retired(db, old, retire_grace_s(settings))
         return result
     finally:
         await client.close()
 
 
-async def _apply(
-    reader: LogReader, views: MongoJobViews, result: ReplayResult, progress: Progress
-) -> None:
-    """Every event from the reader, applied to the stored views (per batch)."""
+async def finish_swap(settings: Settings, model: ReadModel) -> None:
+    """A swap whose replay stopped before its catch-up was done (killed, say): done now.
+    (A replay still under way may be doing it too: both apply the same events, and a view
+    applies each once.)"""
+    located = await model.located(fresh=True)
+    if located.caught_up:
+        return
+    log.warning("finishing a replay's swap", extra={"collection": located.collection})
+    views = MongoJobViews(model.db[located.collection])
+    await _catch_up(settings, located.since, views, ReplayResult())
+    await mark_caught_up(model.db, located)
+
+
+def retire_grace_s(settings: Settings) -> float:
+    """How long a swapped-out model stays whole: until every reader has looked at the
+    pointer again (POINTER_TTL_S) and finished a read it began before (a read gives up
+    after JOBLINE_MONGODB_TIMEOUT_MS), with a second to spare."""
+    return POINTER_TTL_S + settings.mongodb_timeout_ms / 1000 + 1.0
+
+
+async def _catch_up(
+    settings: Settings, start: Mapping[int, int], views: MongoJobViews, result: ReplayResult
+) -> dict[int, int]:
+    """The log from `start` to its end now, applied to `views`; where it ended."""
+    reader = LogReader(settings, settings.topics.jobs, start=dict(start))
     async for records in reader.batches():
         events = _decoded(records, result)
         await views.apply(events)
         result.events += len(events)
-        progress(reader.done, reader.total)
+    return dict(reader.positions)
 
 
 async def _rebuild(
@@ -158,8 +196,10 @@ def _decoded(records: list[Any], result: ReplayResult) -> list[Event]:
     return events
 
 
-#: How long the swap (drop the old model, rename the new one) may take.
-SWAP_TIMEOUT_S = 600
+#: The last phase, after the rebuilt model serves: deleting the one it replaced.
+REMOVAL = "old model removed"
+#: How long building the rebuilt model's indexes may take.
+INDEX_TIMEOUT_S = 600
 #: Views written to a rebuild in one insert.
 WRITE_BATCH = 5000
 #: States no event moves a job out of: its view is final, and written at once.

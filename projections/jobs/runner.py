@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from projections.jobs.replay import replay
-from projections.jobs.store import SHAPE, MongoJobViews
+from projections.jobs.model import ReadModel
+from projections.jobs.replay import finish_swap, replay
+from projections.jobs.store import SHAPE
 from runtime.backoff import Retry
 from runtime.consuming import Consumed
 from runtime.eventlog import Durability
@@ -20,8 +21,8 @@ PROJECTION = "projection"
 
 
 class ProjectionHandler:
-    def __init__(self, views: MongoJobViews, tracker: OffsetTracker, topic: str) -> None:
-        self._views = views
+    def __init__(self, model: ReadModel, tracker: OffsetTracker, topic: str) -> None:
+        self._model = model
         self._tracker = tracker
         self._topic = topic
         self._retry = Retry(log, "read model write failed; retrying")
@@ -29,7 +30,9 @@ class ProjectionHandler:
     async def handle(self, batch: list[Consumed]) -> None:
         # The store down, failing or slow: the batch is kept (its offsets stay held) and
         # retried after growing pauses, in smaller writes (runtime/backoff.py).
-        await self._views.apply([item.event for item in batch], self._retry)
+        # To the model swapped in, if a replay swapped one in meanwhile (model.py).
+        events = [item.event for item in batch]
+        await self._model.write(lambda views: views.apply(events, self._retry))
         for item in batch:
             self._tracker.release(item.partition, item.offset)
         if batch:
@@ -46,11 +49,12 @@ async def run(settings: Settings, durability: Durability | None = None, *, name:
     only dead letters)."""
     client = open_store(settings, component="projection")
     try:
-        views = MongoJobViews(database(client, settings)["jobs"])
-        if await views.prepare():
+        model = ReadModel(database(client, settings))
+        if await (await model.views()).prepare():
             await rebuild_stale(settings)
+        await finish_swap(settings, model)
         async with processor_kit(settings, name, durability) as kit:
-            await kit.loop.run(ProjectionHandler(views, kit.tracker, kit.topic))
+            await kit.loop.run(ProjectionHandler(model, kit.tracker, kit.topic))
     finally:
         await client.close()
 

@@ -45,11 +45,16 @@ BULK_OPS = 500
 # stored documents stale; a projection that finds an older shape rebuilds them from the log.
 # 1: no history. 2: each job keeps its event history. 3: `seq`, `counted`, count documents.
 SHAPE = 3
-SHAPES = "read_model_shapes"  # {_id: read model's name, version: its documents' shape}
+SHAPES = "read_model_shapes"  # {_id: a collection of a model, version: its documents' shape}
 COUNTERS = "counters"  # {_id: "jobs", seq: the last seq the API handed out}
 COUNTS_PREFIX = "~counts/"
 COUNT_SHARDS = [f"{COUNTS_PREFIX}{n}" for n in range(8)]
 COUNTED = "counted"
+RETIRED = "retired"  # on a count document: its model was swapped out (model.py)
+WRITES = "writes"  # on a count document: transactions that wrote through it
+#: Jobs deleted in one write when a whole model goes (`delete_jobs`).
+DELETE_WINDOW = 1000
+ONLY_ID = {"_id": 1}
 FIRST_WINDOW_FILTERED = 4  # a status-filtered page starts with a window of 4 pages
 
 
@@ -59,6 +64,11 @@ class InvalidCursor(ValueError):
 
 class StaleRead(PyMongoError):
     """A job changed between a batch's read and its write; the batch is written again."""
+
+
+class ModelRetired(Exception):
+    """The model written to was swapped out by a replay (projections/jobs/model.py); the
+    write did not commit, and belongs in the model that replaced it."""
 
 
 def is_counts(doc: Mapping[str, Any]) -> bool:
@@ -79,22 +89,25 @@ class MongoJobViews:
         self.collection = collection
         self.chunk = ChunkSize(BULK_OPS)
 
-    async def prepare(self, name: str = "jobs") -> bool:
-        """Indexes, and the shape check: True when the documents stored under `name` are
-        of an older shape than SHAPE, so the read model must be rebuilt from the log. An
-        empty read model is of the current shape from the start."""
+    async def prepare(self) -> bool:
+        """Indexes, and the shape check: True when the documents stored here are of an
+        older shape than SHAPE, so the read model must be rebuilt from the log. An empty
+        read model is of the current shape from the start."""
         await self.ensure_indexes()
         shapes = self.collection.database[SHAPES]
+        name = self.collection.name
         found = await shapes.find_one({"_id": name})
         if found is None and await self.collection.find_one({}, {"_id": 1}) is None:
             await shapes.update_one({"_id": name}, {"$setOnInsert": {"version": SHAPE}}, True)
             return False
         return found is None or found["version"] < SHAPE
 
-    async def mark_current(self, name: str = "jobs") -> None:
-        """Record that the documents under `name` are of the current shape."""
+    async def mark_current(self) -> None:
+        """Record that the documents stored here are of the current shape."""
         shapes = self.collection.database[SHAPES]
-        await shapes.update_one({"_id": name}, {"$max": {"version": SHAPE}}, upsert=True)
+        await shapes.update_one(
+            {"_id": self.collection.name}, {"$max": {"version": SHAPE}}, upsert=True
+        )
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("seq", DESCENDING)], name="by_seq")
@@ -162,7 +175,7 @@ class MongoJobViews:
             result = await self.collection.bulk_write(ops, ordered=False, session=session)
             if result.matched_count + result.upserted_count != len(ops):
                 raise StaleRead("a job changed while its batch was written")
-        await self._count(session, delta, seqs)
+            await self._count(session, delta, seqs)
 
     async def insert_folded(self, views: Sequence[JobView], retry: Retry | None = None) -> None:
         """Insert whole views, folded elsewhere, into a collection no one else writes (a
@@ -184,16 +197,23 @@ class MongoJobViews:
         self, session: AsyncClientSession | None, delta: Counter[str], seqs: Sequence[int]
     ) -> None:
         """Add a transaction's status changes, and the range of `seq` it wrote, to one of
-        the count documents (a random one: concurrent writers rarely touch the same)."""
-        changes: Document = {}
-        if inc := {f"counts.{status}": n for status, n in delta.items() if n}:
-            changes["$inc"] = inc
+        the count documents (a random one: concurrent writers rarely touch the same).
+
+        Every transaction that writes jobs calls this, changes a count document whatever
+        the counts, and raises ModelRetired (aborting the transaction) if the model was
+        retired: a swap's own change of the document conflicts with this one otherwise, so
+        nothing commits to a model after it was swapped out (model.py)."""
+        changes: Document = {"$inc": {WRITES: 1}}
+        changes["$inc"] |= {f"counts.{status}": n for status, n in delta.items() if n}
         if seqs:
             changes["$max"] = {"top": max(seqs)}
             changes["$min"] = {"bottom": min(seqs)}
-        if changes:
-            shard = random.choice(COUNT_SHARDS)
-            await self.collection.update_one({"_id": shard}, changes, upsert=True, session=session)
+        shard = random.choice(COUNT_SHARDS)
+        counted = await self.collection.find_one_and_update(
+            {"_id": shard}, changes, {RETIRED: 1}, upsert=True, session=session
+        )
+        if counted is not None and counted.get(RETIRED):
+            raise ModelRetired(f"{self.collection.name} was swapped out by a replay")
 
     async def insert_created(self, events: Sequence[JobRequested]) -> None:
         """Read-your-writes for new jobs: their first views, inserted and counted in one
@@ -241,6 +261,21 @@ class MongoJobViews:
                     raise
             else:
                 return
+
+    async def delete_jobs(self) -> int:
+        """Delete every job, leaving the count documents; how many. A window of `seq` at a
+        time (an index range: each a short write, the store answering others in between;
+        the embedded store takes a long `$in` of ids in time quadratic in its length), then
+        any job the windows missed (from before `seq`) a few ids at a time."""
+        _, top, _ = await self._tallies()
+        deleted = 0
+        for lo in range(1, top + 1, DELETE_WINDOW):
+            window = {"seq": {"$gte": lo, "$lt": lo + DELETE_WINDOW}}
+            deleted += (await self.collection.delete_many(window)).deleted_count
+        jobs = {"_id": {"$nin": COUNT_SHARDS}}
+        while ids := [doc["_id"] async for doc in self.collection.find(jobs, ONLY_ID).limit(100)]:
+            deleted += (await self.collection.delete_many({"_id": {"$in": ids}})).deleted_count
+        return deleted
 
     async def allocate(self, count: int) -> range:
         """Hand out `count` new seq numbers (one write, whatever the count)."""

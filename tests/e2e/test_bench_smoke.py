@@ -91,7 +91,8 @@ def test_the_timers_and_replay_benchmarks_run_from_one_command(tmp_path: Path) -
 
     report = both["replay"]  # the API reads throughout
     assert report["events"] > report["jobs"] == 2_000
-    assert report["output"][-1] == "swapped the rebuilt model in"
+    assert report["output"][-1].startswith("swapped the rebuilt model in: serving it after ")
+    assert 0 < report["serving_after_s"] <= report["replay_s"]
     assert f"rebuilt {report['jobs']} jobs from {report['events']} events" in report["output"][0]
     assert report["output"][1].strip().startswith("read and fold ")  # where the time went
     reads = report["reads_during_replay"]

@@ -18,6 +18,7 @@ from projections.jobs.view import STATUSES
 from runtime.eventlog import ensure_topics
 from runtime.settings import Settings
 from runtime.store import database
+from tests.readmodel import current
 from tests.unit.test_release_log import FIXTURE, records
 
 STORED = FIXTURE / "stored.json"
@@ -43,7 +44,7 @@ async def stored_views(settings: Settings) -> list[dict[str, Any]]:
     """The job documents, as JSON values (timestamps as ISO text)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.store_uri, tz_aware=True)
     try:
-        jobs = database(client, settings)["jobs"]
+        jobs = await current(database(client, settings))
         docs = await jobs.find({"version": {"$exists": True}}).sort("_id").to_list()
         return [json.loads(json.dumps(doc, default=_iso)) for doc in docs]
     finally:

@@ -23,6 +23,7 @@ from runtime.settings import Settings
 from runtime.store import database
 from tests.conftest import StandInServer, System
 from tests.logread import read_topic
+from tests.readmodel import current
 from tests.unit.events import job_life
 
 
@@ -52,7 +53,7 @@ async def _snapshot(system: System) -> list[dict[str, Any]]:
         system.settings.store_uri, tz_aware=True
     )
     try:
-        jobs = database(client, system.settings)["jobs"]
+        jobs = await current(database(client, system.settings))
         return await jobs.find({"version": {"$exists": True}}).sort("_id").to_list()
     finally:
         await client.close()
@@ -61,7 +62,7 @@ async def _snapshot(system: System) -> list[dict[str, Any]]:
 async def _counts(system: System) -> dict[str, int]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
     try:
-        return await MongoJobViews(database(client, system.settings)["jobs"]).counts()
+        return await MongoJobViews(await current(database(client, system.settings))).counts()
     finally:
         await client.close()
 
@@ -84,7 +85,7 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
     calls_before = stand_in.state.requests
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
-    await database(client, system.settings)["jobs"].drop()
+    await (await current(database(client, system.settings))).drop()
     await client.close()
     seen: list[tuple[int, int]] = []
     result = await replay(system.settings, lambda done, total: seen.append((done, total)))
@@ -96,8 +97,10 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
         "read and fold",
         "last writes",
         "index",
-        "swap",
         "catch-up",
+        "swap",
+        "catch-up after the swap",
+        "old model removed",
     ], "where the time went, in order (waiting for the store only when the writes fell behind)"
     assert all(seconds >= 0 for seconds in result.phases.values())
     assert seen[-1][0] == seen[-1][1] == log_before
@@ -121,7 +124,8 @@ async def test_the_api_serves_every_job_throughout_a_replay(
 
     reader = asyncio.create_task(read_continuously())
     for _ in range(3):
-        await replay(system.settings, lambda done, total: None)
+        replayed = await replay(system.settings, lambda done, total: None)
+        assert replayed.removed == len(jobs), "the old model's jobs deleted, a window at a time"
     stop.set()
     await reader
     assert len(statuses) > len(jobs)
@@ -154,7 +158,7 @@ async def test_verify_reports_a_tampered_document(system: System, stand_in: Stan
     assert "events" in clean.stderr  # progress lines (not a terminal here)
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
-    await database(client, system.settings)["jobs"].update_one(
+    await (await current(database(client, system.settings))).update_one(
         {"_id": jobs[0]["id"]}, {"$set": {"status": "pending"}}
     )
     await client.close()
@@ -168,8 +172,8 @@ async def test_a_read_model_of_an_older_shape_is_rebuilt_when_the_projection_sta
     system: System, stand_in: StandInServer
 ) -> None:
     jobs = await _jobs_with_history(system, stand_in)
-    current = await _snapshot(system)
-    assert all(len(doc["history"]) == 3 for doc in current)
+    current_docs = await _snapshot(system)
+    assert all(len(doc["history"]) == 3 for doc in current_docs)
     await system.stop("projection")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.settings.store_uri)
     db = database(client, system.settings)
@@ -181,11 +185,13 @@ async def test_a_read_model_of_an_older_shape_is_rebuilt_when_the_projection_sta
 
         system.start("projection")
         for _ in range(300):
-            if await db["jobs"].count_documents({"history": {"$exists": True}}) == len(jobs):
+            model = await current(db)
+            if await model.count_documents({"history": {"$exists": True}}) == len(jobs):
                 break
             await asyncio.sleep(0.1)
-        assert await _snapshot(system) == current
-        assert await db[SHAPES].find_one({"_id": "jobs"}) == {"_id": "jobs", "version": SHAPE}
+        assert await _snapshot(system) == current_docs
+        assert model.name != "jobs"
+        assert await db[SHAPES].find({}).to_list() == [{"_id": model.name, "version": SHAPE}]
         assert stand_in.state.requests == calls_before, "the rebuild called Unsplash"
     finally:
         await client.close()
@@ -223,7 +229,7 @@ async def _project_until(settings: Settings, job_id: str, version: int) -> None:
     try:
         async with asyncio.timeout(60):
             while True:
-                doc = await database(client, settings)["jobs"].find_one({"_id": job_id})
+                doc = await (await current(database(client, settings))).find_one({"_id": job_id})
                 if doc is not None and doc["version"] >= version:
                     break
                 assert not task.done(), task

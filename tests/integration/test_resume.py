@@ -129,6 +129,27 @@ async def test_a_position_the_server_cannot_serve_is_a_typed_error(system: Syste
         assert (await _next(ws, 10))["type"] == "complete"
 
 
+async def test_a_subscription_open_through_a_replay_goes_on_with_the_rebuilt_model(
+    system: System,
+) -> None:
+    before = await system.create()
+    async with subscription(system, UPDATES) as ws:
+        cursor = (await _updates_until(ws, {before["id"]}))[-1]["cursor"]
+        assert (await replay(system.settings, lambda done, total: None)).swapped
+        after = await system.create()  # written to the rebuilt model; told from its stream
+        updates = await _updates_until(ws, {after["id"]})
+    assert [u["job"]["status"] for u in updates if u["job"]["id"] == after["id"]][-1] == (
+        "RESOLVED"
+    )
+    assert not cursor.startswith("g")
+    assert updates[-1]["cursor"].startswith("g"), "a position in the rebuilt model's history"
+    missed = await system.create()
+    await system.wait_for(missed["id"])
+    async with subscription(system, UPDATES, {"since": updates[-1]["cursor"]}) as ws:
+        resumed = await _updates_until(ws, {missed["id"]})  # a position after the swap
+    assert {u["job"]["id"] for u in resumed} == {missed["id"]}
+
+
 async def _sse_events(lines: AsyncIterator[str], resolved: set[str]) -> list[dict[str, str]]:
     """Parse events (and comments) off an SSE stream until every job in `resolved` was seen
     resolved."""
