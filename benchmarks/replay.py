@@ -234,17 +234,24 @@ def eta_errors(replayed: Replayed) -> dict[str, float]:
     return out
 
 
-async def read_throughout(base_url: str, job_id: str, stop: asyncio.Event) -> dict[str, int]:
-    """GET /jobs and GET /jobs/{id}, over and over, until `stop`: answers by status."""
+async def read_throughout(
+    base_url: str, job_id: str, stop: asyncio.Event, failed: list[tuple[float, str, str]]
+) -> dict[str, int]:
+    """GET /jobs and GET /jobs/{id}, over and over, until `stop`: answers by status; each
+    one not answered (200) added to `failed` as (when it was asked, monotonic; the path;
+    the status)."""
     statuses: dict[str, int] = {}
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         while not stop.is_set():
             for path in ("/jobs?limit=30", f"/jobs/{job_id}"):
+                asked = time.monotonic()
                 try:
                     status = str((await http.get(path)).status_code)
                 except httpx.TransportError as error:
                     status = type(error).__name__
                 statuses[status] = statuses.get(status, 0) + 1
+                if status != "200":
+                    failed.append((asked, path.split("?")[0], status))
             await asyncio.sleep(0.02)
     return statuses
 
@@ -281,12 +288,17 @@ async def _measured(
         # log (its group has committed nothing), though replay made it.
         await until_answers(f"{base_url}/healthz")
         stop = asyncio.Event()
-        reads = asyncio.create_task(read_throughout(base_url, job_id, stop))
+        failed: list[tuple[float, str, str]] = []
+        reads = asyncio.create_task(read_throughout(base_url, job_id, stop, failed))
         print("== replay: measured, while the API serves reads", flush=True)
+        began = time.monotonic()
         replayed = await jobline_replay(env)
         await asyncio.sleep(1)  # reads after the swap, too
         stop.set()
         report["reads_during_replay"] = await reads
+        # When each read not answered was asked, in seconds from the command's start (to
+        # set beside its phases).
+        report["reads_failed_at"] = [[round(at - began, 1), *what] for at, *what in failed]
     finally:
         api.terminate()
         await asyncio.wait_for(api.wait(), 30)

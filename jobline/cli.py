@@ -161,7 +161,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _replay(settings: Settings, *, verify: bool) -> int:
     bar = ProgressBar("events")
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     result = await replay(settings, bar, verify=verify)
     bar.finish()
     # Until the rebuilt model serves; deleting the old one comes after (its own phase).
@@ -173,6 +173,7 @@ async def _replay(settings: Settings, *, verify: bool) -> int:
         + (f"; skipped {result.skipped} undecodable records" if result.skipped else "")
     )
     print("  " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in result.phases.items()))
+    print(f"  this process's CPU: {time.process_time() - cpu:.1f} s")
     if not verify:
         print(
             f"swapped the rebuilt model in: serving it after {took:.1f} s; "

@@ -33,7 +33,8 @@ class ProgressBar:
     def render(self, done: int, total: int, elapsed: float) -> str:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
-        figures = f"{done}/{total} {self._what}  {rate:,.0f}/s  ETA {eta:.0f} s"
+        left = f"{eta:.1f}" if eta < 10 else f"{eta:.0f}"  # (a short run's last seconds)
+        figures = f"{done}/{total} {self._what}  {rate:,.0f}/s  ETA {left} s"
         if not self._tty:
             return f"{figures}\n"
         filled = WIDTH * done // total if total else WIDTH

@@ -17,6 +17,9 @@ from runtime.aio import shielded
 from runtime.eventlog import start_client
 from runtime.settings import Settings
 
+#: The most a read takes from one partition in one fetch.
+FETCH_BYTES = 16 * 1024 * 1024
+
 
 @dataclass
 class LogReader:
@@ -42,6 +45,11 @@ class LogReader:
             # read whose partitions are at their ends already, such as a replay's catch-up
             # after a quiet swap, waited that long for nothing.
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            # A read of a whole log: a partition's records come in large fetches (aiokafka
+            # asks for a partition's next records only once those it holds are taken, so
+            # with its 1 MiB a replay waited for a round trip every few thousand events).
+            max_partition_fetch_bytes=FETCH_BYTES,
+            fetch_max_bytes=FETCH_BYTES * 4,
         )
         await start_client(consumer, consumer.stop)
         try:

@@ -96,16 +96,32 @@ class ReadModel:
         self._clock = clock
         self._located: Located | None = None
         self._read_at = 0.0
+        self._reading: asyncio.Task[Located] | None = None  # shared by those who wait
         self._views: MongoJobViews | None = None
 
     async def located(self, fresh: bool = False) -> Located:
-        if fresh or self._located is None or self._clock() - self._read_at >= self._ttl_s:
-            read_at = self._clock()
-            located = Located.of(await self.db[MODELS].find_one({"_id": NAME}))
-            if self._located is None or located.generation >= self._located.generation:
-                self._located, self._read_at = located, read_at
-        assert self._located is not None
+        """Where the model is: as read less than the TTL ago, or read now (`fresh`: by
+        this call; otherwise one read for all the calls that find the last one too old)."""
+        if fresh:
+            return await self._read()
+        if self._located is not None and self._clock() - self._read_at < self._ttl_s:
+            return self._located
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read())
+            self._reading.add_done_callback(self._read_done)
+        return await asyncio.shield(self._reading)
+
+    async def _read(self) -> Located:
+        read_at = self._clock()
+        located = Located.of(await self.db[MODELS].find_one({"_id": NAME}))
+        if self._located is None or located.generation >= self._located.generation:
+            self._located, self._read_at = located, read_at
         return self._located
+
+    def _read_done(self, task: asyncio.Task[Located]) -> None:
+        self._reading = None
+        if not task.cancelled():
+            task.exception()  # (retrieved: every waiter may have been cancelled meanwhile)
 
     async def views(self, fresh: bool = False) -> MongoJobViews:
         located = await self.located(fresh)

@@ -36,7 +36,7 @@ from projections.jobs.model import (
 from projections.jobs.store import MongoJobViews, is_counts
 from projections.jobs.view import JobStatus, JobView, evolve
 from runtime.aio import cancel_all
-from runtime.backoff import Retry
+from runtime.backoff import ChunkSize, Retry
 from runtime.eventlog import is_gap
 from runtime.logreader import LogReader
 from runtime.settings import Settings
@@ -78,6 +78,9 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
         scratch = db[collection_of(generation)]
         result = ReplayResult()
         rebuilt = MongoJobViews(scratch)
+        # One insert a batch: each round trip is a moment the store waits for this process
+        # (its loop folding) or this process for the store.
+        rebuilt.chunk = ChunkSize(WRITE_BATCH)
         try:
             reader = LogReader(settings, settings.topics.jobs)
             result.documents = await _rebuild(reader, rebuilt, result, progress)
@@ -161,7 +164,12 @@ async def _rebuild(
     writing: asyncio.Task[None] | None = None
     try:
         with result.timed("read and fold"):
-            async for records in reader.batches():
+            batches = reader.batches()
+            while True:
+                with result.timed("... of which waiting for the log"):
+                    records = await anext(batches, None)
+                if records is None:
+                    break
                 events = _decoded(records, result)
                 for event in events:
                     fold.take(event)

@@ -95,6 +95,7 @@ async def test_dropping_and_replaying_rebuilds_the_same_documents(
     assert result.skipped == 1
     assert list(result.phases) == [
         "read and fold",
+        "... of which waiting for the log",
         "last writes",
         "index",
         "catch-up",

@@ -17,7 +17,7 @@ def test_a_terminal_gets_a_bar_with_rate_and_eta() -> None:
     line = bar.render(500, 1000, 2.0)
     assert line.startswith("\r[###############...............] 500/1000 events")
     assert "250/s" in line
-    assert "ETA 2 s" in line
+    assert "ETA 2.0 s" in line
 
 
 def test_a_pipe_gets_plain_lines_at_most_once_a_second() -> None:
