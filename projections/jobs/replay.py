@@ -56,6 +56,7 @@ class ReplayResult:
     differences: list[str] = field(default_factory=list)
     swapped: bool = False
     removed: int = 0  # jobs of the model swapped out, deleted
+    retired: Located | None = None  # the model swapped out, if left for the caller to delete
     #: Seconds per phase, in order: where a replay's time goes (printed by `jobline replay`).
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -69,7 +70,12 @@ class ReplayResult:
             self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
 
 
-async def replay(settings: Settings, progress: Progress, *, verify: bool = False) -> ReplayResult:
+async def replay(
+    settings: Settings, progress: Progress, *, verify: bool = False, remove_old: bool = True
+) -> ReplayResult:
+    """Rebuild the read model from the log and swap it in (with `verify`, compare it with
+    the live one instead); then, unless told not to (`remove_old`: the result names the
+    model swapped out for the caller to remove), delete the old model's jobs."""
     client = open_store(settings, component="replay")
     try:
         db = database(client, settings)
@@ -112,6 +118,9 @@ async def replay(settings: Settings, progress: Progress, *, verify: bool = False
         with result.timed("catch-up after the swap"):
             await _catch_up(settings, new.since, rebuilt, result)
             await mark_caught_up(db, new)
+        if not remove_old:
+            result.retired = old
+            return result
         with result.timed(REMOVAL):
             result.removed = await remove_retired(db, old, retire_grace_s(settings))
         return result

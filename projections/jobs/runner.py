@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from projections.jobs.model import ReadModel
-from projections.jobs.replay import finish_swap, replay
+from pymongo.errors import PyMongoError
+
+from projections.jobs.model import Located, ReadModel, remove_retired
+from projections.jobs.replay import finish_swap, replay, retire_grace_s
 from projections.jobs.store import SHAPE
+from runtime.aio import cancel_all
 from runtime.backoff import Retry
 from runtime.consuming import Consumed
 from runtime.eventlog import Durability
@@ -48,23 +52,39 @@ async def run(settings: Settings, durability: Durability | None = None, *, name:
     """The jobs projection, until cancelled, as consumer group `<prefix>.<name>` (it appends
     only dead letters)."""
     client = open_store(settings, component="projection")
+    removing: asyncio.Task[None] | None = None
     try:
         model = ReadModel(database(client, settings))
         if await (await model.views()).prepare():
-            await rebuild_stale(settings)
+            retired = await rebuild_stale(settings)
+            if retired is not None:  # deleted while this projects
+                removing = asyncio.create_task(_remove(model, retired, settings))
         await finish_swap(settings, model)
         async with processor_kit(settings, name, durability) as kit:
             await kit.loop.run(ProjectionHandler(model, kit.tracker, kit.topic))
     finally:
+        if removing is not None:
+            await cancel_all(removing)
         await client.close()
 
 
-async def rebuild_stale(settings: Settings) -> None:
+async def rebuild_stale(settings: Settings) -> Located | None:
     """The stored documents predate this code's shape: rebuild them from the log before
-    projecting (the API keeps serving the old ones until the atomic swap)."""
+    projecting (the API keeps serving the old ones until the atomic swap). The model
+    swapped out, its jobs not deleted yet (that is for the caller, not to hold it up)."""
     log.warning("read model is of an older shape; rebuilding it from the log")
-    done = await replay(settings, lambda done, total: None)
+    done = await replay(settings, lambda done, total: None, remove_old=False)
     log.warning(
         "read model rebuilt",
         extra={"events": done.events, "documents": done.documents, "shape": SHAPE},
     )
+    return done.retired
+
+
+async def _remove(model: ReadModel, retired: Located, settings: Settings) -> None:
+    try:
+        deleted = await remove_retired(model.db, retired, retire_grace_s(settings))
+    except PyMongoError as error:  # (left for the next replay, which drops it whole)
+        log.warning("could not delete the old read model", extra={"error": repr(error)})
+    else:
+        log.info("deleted the old read model", extra={"jobs": deleted})
