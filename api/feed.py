@@ -322,7 +322,7 @@ class JobFeed:
                     self.ready.set()
                     self._on_change()
                     await self._load_board()
-                    while True:
+                    while stream.alive:  # (closed: opened again, from its token)
                         change = await stream.try_next()
                         if change is not None:
                             if change["operationType"] == "invalidate":

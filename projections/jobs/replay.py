@@ -153,9 +153,10 @@ async def _catch_up(
 ) -> dict[int, int]:
     """The log from `start` to its end now, applied to `views`; where it ended."""
     reader = LogReader(settings, settings.topics.jobs, start=dict(start))
+    retry = Retry(log, "catch-up write failed; retrying")  # (a view applies each event once)
     async for records in reader.batches():
         events = _decoded(records, result)
-        await views.apply(events)
+        await views.apply(events, retry)
         result.events += len(events)
     return dict(reader.positions)
 
