@@ -8,7 +8,7 @@ model is the collection `jobs` (generation 0, as it was before pointers).
 
 Readers and writers look the pointer up again once it is older than POINTER_TTL_S, so for a
 moment after a swap some still read the old model; it stays whole until they have all moved
-(RETIRE_GRACE_S), then its jobs are deleted a slice at a time.
+(replay.py `retire_grace_s`), then its jobs are deleted a slice at a time.
 
 Writers are fenced by the store, not by that timing: the swap, in the transaction that
 changes the pointer, marks every count document of the old model retired, and every write to
@@ -48,9 +48,6 @@ GENERATIONS = "~generations"  # {_id: GENERATIONS, <model name>: the last genera
 NAME = "jobs"
 #: How long a process uses what it read of the pointer before reading it again.
 POINTER_TTL_S = 1.0
-#: How long a retired model stays whole for readers that have not looked again: past the
-#: pointer's TTL and a read's time bound (JOBLINE_MONGODB_TIMEOUT_MS) with room to spare.
-RETIRE_GRACE_S = 10.0
 
 
 class SwapConflict(RuntimeError):
@@ -199,9 +196,7 @@ async def mark_caught_up(db: AsyncDatabase[Document], located: Located) -> None:
     )
 
 
-async def remove_retired(
-    db: AsyncDatabase[Document], retired: Located, grace_s: float = RETIRE_GRACE_S
-) -> int:
+async def remove_retired(db: AsyncDatabase[Document], retired: Located, grace_s: float) -> int:
     """After `grace_s`, delete the retired model's jobs a slice at a time (store.py
     `delete_jobs`), leaving its retired count documents (the fence); drop the tombstones of
     models retired before it. How many jobs it deleted."""
