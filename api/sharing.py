@@ -239,10 +239,7 @@ class Direct:
         write_now = self.write_now
         if write_now is None:
             return False
-        executor = self.executor
-        payload = once(
-            executor.key_of(shown_as), lambda: self._payload(event()), executor.operation
-        )
+        payload = self._shared(self.executor.key_of(shown_as), lambda: self._payload(event()))
         if isinstance(payload, asyncio.Future):
             if not payload.done() or payload.cancelled() or payload.exception() is not None:
                 return False
@@ -251,11 +248,14 @@ class Direct:
 
     def _shared_payload(self, event: Any) -> str | asyncio.Future[str | None] | None:
         key = self.executor._key(event)
-        if key is None:
-            return None
-        payload: str | asyncio.Future[str | None] | None = once(
-            key, partial(self._payload, event), self.executor.operation
-        )
+        return None if key is None else self._shared(key, partial(self._payload, event))
+
+    def _shared(
+        self, key: Hashable, make: Callable[[], Any]
+    ) -> str | asyncio.Future[str | None] | None:
+        """The payload shared by `key`, made once for every subscriber of the operation
+        (both ways of sending find it: one keyed from the event, one from its share key)."""
+        payload: str | asyncio.Future[str | None] | None = once(key, make, self.executor.operation)
         return payload
 
     def _payload(self, event: Any) -> str | Awaitable[str | None] | None:
