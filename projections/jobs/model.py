@@ -37,7 +37,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from projections.jobs.store import COUNT_SHARDS, RETIRED, SHAPES, ModelRetired, MongoJobViews
+from projections.jobs.store import (
+    COUNT_SHARDS,
+    RETIRED,
+    SHAPES,
+    ModelRetired,
+    MongoJobViews,
+    allocate,
+)
 from runtime.store import Document
 
 log = logging.getLogger(__name__)
@@ -144,7 +151,7 @@ class ReadModel:
                 views = now
 
     async def allocate(self, count: int) -> range:
-        return await (await self.views()).allocate(count)
+        return await allocate(self.db, count)  # (the database's counter: no pointer read)
 
 
 async def next_generation(db: AsyncDatabase[Document]) -> int:
@@ -162,11 +169,17 @@ def collection_of(generation: int) -> str:
     return f"{NAME}_g{generation}"
 
 
-async def swap(
+async def swap(db: AsyncDatabase[Document], old: Located, new: Located) -> None:
+    """Point at `new` instead of `old` and retire `old`'s writers, in one transaction (run
+    again while it conflicts with a writer's). Raises SwapConflict if the pointer no longer
+    names `old`."""
+    async with db.client.start_session() as session:
+        await session.with_transaction(lambda session: _swap(db, old, new, session))
+
+
+async def _swap(
     db: AsyncDatabase[Document], old: Located, new: Located, session: AsyncClientSession
 ) -> None:
-    """Point at `new` instead of `old` and retire `old`'s writers, in the session's
-    transaction. Raises SwapConflict if the pointer no longer names `old`."""
     pointer = {
         "collection": new.collection,
         "generation": new.generation,

@@ -108,8 +108,7 @@ async def replay(
                 since = await _catch_up(settings, reader.positions, rebuilt, result)
             new = Located(scratch.name, generation, since, caught_up=False)
             with result.timed("swap"):
-                async with client.start_session() as session:
-                    await session.with_transaction(lambda session: swap(db, old, new, session))
+                await swap(db, old, new)
             result.swapped = True
         finally:
             if not result.swapped:
@@ -136,8 +135,7 @@ async def finish_swap(settings: Settings, model: ReadModel) -> None:
     if located.caught_up:
         return
     log.warning("finishing a replay's swap", extra={"collection": located.collection})
-    views = MongoJobViews(model.db[located.collection])
-    await _catch_up(settings, located.since, views, ReplayResult())
+    await _catch_up(settings, located.since, await model.views(), ReplayResult())
     await mark_caught_up(model.db, located)
 
 

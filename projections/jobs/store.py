@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from projections.jobs.view import STATUSES, HistoryEntry, JobStatus, JobView, evolve
@@ -277,18 +278,6 @@ class MongoJobViews:
             deleted += (await self.collection.delete_many({"_id": {"$in": ids}})).deleted_count
         return deleted
 
-    async def allocate(self, count: int) -> range:
-        """Hand out `count` new seq numbers (one write, whatever the count)."""
-        counter = await self.collection.database[COUNTERS].find_one_and_update(
-            {"_id": "jobs"},
-            {"$inc": {"seq": count}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upserted
-        last = int(counter["seq"])
-        return range(last - count + 1, last + 1)
-
     async def raise_counter(self) -> None:
         """Make sure the API never hands out a seq the read model already holds (a store
         whose counter was lost, or a read model rebuilt from the log elsewhere)."""
@@ -408,6 +397,20 @@ class MongoJobViews:
                 lo = end + 1
             width = first_width if crossed else width * 4
         return found[:want]
+
+
+async def allocate(db: AsyncDatabase[Document], count: int) -> range:
+    """Hand out `count` new seq numbers (one write, whatever the count). The counter is the
+    database's, whichever collection holds the model."""
+    counter = await db[COUNTERS].find_one_and_update(
+        {"_id": "jobs"},
+        {"$inc": {"seq": count}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert counter is not None  # upserted
+    last = int(counter["seq"])
+    return range(last - count + 1, last + 1)
 
 
 def _beyond(position: tuple[int, str], past: tuple[int, str], down: bool) -> bool:

@@ -45,12 +45,7 @@ async def _swapped(db: AsyncDatabase[Document], old: Located, caught_up: bool = 
     generation = await next_generation(db)
     new = Located(collection_of(generation), generation, {}, caught_up)
     await MongoJobViews(db[new.collection]).ensure_indexes()
-
-    async def flip(session: AsyncClientSession) -> None:
-        await swap(db, old, new, session)
-
-    async with db.client.start_session() as session:
-        await session.with_transaction(flip)
+    await swap(db, old, new)
     return new
 
 
