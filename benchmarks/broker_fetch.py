@@ -1,11 +1,17 @@
 """What a fetch costs the embedded broker (Tansu) as its partition grows.
 
-Starts a Tansu broker on a free loopback port, appends records to one partition in batches of
-50 (as the processors' producers do), and at each size times 200 fetches of the last few
-records, against the same fetches at the first size: the broker's CPU per fetch (from
-/proc) and the wall time. Prints figures; asserts nothing.
+Starts a Tansu broker on a free loopback port, appends records to one partition, `--batch`
+at a time (1, the default: a creation is appended alone, and so is most of what the
+processors append at a steady rate; 50: a burst), and at each size times 200 fetches of the
+last few records: the broker's CPU per fetch (from /proc) and the wall time, against the
+first size, and per thousand batches stored. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/broker_fetch.py [--sizes 5000 20000 80000]
+Why it grows (Tansu 0.6's source, `tansu-storage/src/dynostore.rs`, `DynoStore::fetch`, the
+engine behind `memory://`): a fetch that has records to return first lists every batch
+object of the partition (an object store `list` of the partition's prefix) to find the ones
+at or after its offset. An empty fetch (at the end of the log) lists nothing.
+
+    .venv/bin/python benchmarks/broker_fetch.py [--sizes 5000 20000 80000] [--batch 1]
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from jobline.children import broker
 from jobline.serving import free_port
 
 FETCHES = 200
-BATCH = 50
 
 
 def cpu_ms(pid: int) -> float:
@@ -33,7 +38,7 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(sizes: list[int], port: int, pid: int) -> None:
+async def measure(sizes: list[int], batch: int, port: int, pid: int) -> None:
     await asyncio.sleep(0.5)
     servers = f"127.0.0.1:{port}"
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
@@ -48,10 +53,10 @@ async def measure(sizes: list[int], port: int, pid: int) -> None:
         for size in sizes:
             while stored < size:
                 sent = [
-                    await producer.send("fetch-cost", b"x" * 300, key=b"k") for _ in range(BATCH)
+                    await producer.send("fetch-cost", b"x" * 300, key=b"k") for _ in range(batch)
                 ]
                 await asyncio.gather(*sent)
-                stored += BATCH
+                stored += batch
             consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
             await consumer.start()
             consumer.assign([tp])
@@ -63,9 +68,11 @@ async def measure(sizes: list[int], port: int, pid: int) -> None:
             per_fetch = (cpu_ms(pid) - cpu) / FETCHES
             await consumer.stop()
             first = first or per_fetch
+            batches = stored // batch
             print(
-                f"{stored:>7} records: a fetch at the end {wall:.2f} ms, broker CPU "
-                f"{per_fetch:.2f} ms (x{per_fetch / first:.1f} of the first size)",
+                f"{stored:>7} records in {batches:>7} batches: a fetch at the end {wall:.2f} ms, "
+                f"broker CPU {per_fetch:.2f} ms (x{per_fetch / first:.1f} of the first size; "
+                f"{per_fetch * 1000 / batches:.3f} ms per thousand batches)",
                 flush=True,
             )
     finally:
@@ -75,13 +82,14 @@ async def measure(sizes: list[int], port: int, pid: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 80_000])
+    parser.add_argument("--batch", type=int, default=1, help="records appended at a time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="broker-fetch-") as data_dir:
         port = free_port()
         argv = broker(port, Path(data_dir)).argv
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         try:
-            asyncio.run(measure(sorted(args.sizes), port, process.pid))
+            asyncio.run(measure(sorted(args.sizes), args.batch, port, process.pid))
         finally:
             process.terminate()
             process.wait()
