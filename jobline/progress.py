@@ -15,7 +15,7 @@ from typing import TextIO
 WIDTH = 30
 #: The rate shown, and the ETA, are the pace since half of what is done so far was done: a
 #: replay slows as the store it fills grows, and the mean since the start then promised too
-#: little time (15-23 % at half way in a full replay); a window of fixed length instead
+#: little time (12-23 % at half way in three full replays); a window of fixed length instead
 #: wobbles with each pause of the store (tried: worse). Until that span is this long, the mean.
 RECENT_MIN_S = 2.0
 #: At most one (elapsed, done) sample kept per this many seconds.
