@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.change_stream import AsyncChangeStream
@@ -43,7 +45,7 @@ from projections.jobs.model import LEGACY, Located, ReadModel
 from projections.jobs.store import from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.aio import raise_if_cancelled
-from runtime.metrics import SUBSCRIBERS, SUBSCRIBERS_DROPPED
+from runtime.metrics import FEED_DELAY, SUBSCRIBERS, SUBSCRIBERS_DROPPED
 from runtime.store import Document
 
 log = logging.getLogger(__name__)
@@ -334,6 +336,7 @@ class JobFeed:
                             if doc is not None:
                                 inserted = change["operationType"] == "insert"
                                 self._changed(doc, inserted, self.position)
+                                _observe_delay(change)
                             self._on_change()
                         if (await self._model.located()).generation != located.generation:
                             break  # jobline replay swapped a rebuilt model in: watch it
@@ -430,6 +433,14 @@ class JobFeed:
             if error.code in NOT_A_POSITION:
                 raise InvalidInput("since is not a position this API gave") from None
             raise
+
+
+def _observe_delay(change: Mapping[str, Any]) -> None:
+    """FEED_DELAY of a change just passed on: from its commit (a store that stamps none
+    leaves it unobserved)."""
+    committed = change.get("wallTime")
+    if isinstance(committed, datetime):
+        FEED_DELAY.observe(max(0.0, time.time() - committed.timestamp()))
 
 
 def _remember(versions: OrderedDict[str, int], view: JobView) -> None:

@@ -16,12 +16,17 @@ after another:
 
 Push latency is each subscriber's receipt of a job's resolution minus the time its JobResolved
 was appended (its record's timestamp, read back from the log at the end); a resolution a
-subscriber never got is dropped. Then the baseline, the bare app (benchmarks/bare.py: the
-same uvicorn settings, its own process): N plain WebSocket clients, then N SSE clients, sent
-as many messages per second as each GraphQL subscriber was meant to get (every change of
-every job: the rate times the changes per job), of the GraphQL messages' size; latency from
-the moment each was sent. Each phase reports the CPU its server process used. The clients
-are raw sockets (benchmarks/wsclient.py), so that this process can keep up with them.
+subscriber never got is dropped. The pipeline's stages are timed by a probe: a change stream
+of this process's own on the read model, which gives each resolution's commit in the store
+(the change's `wallTime`, stamped by the store when the projection's transaction commits) and
+the moment a change-stream reader got it, beside the API's own stream.
+
+Then the baseline, the bare app (benchmarks/bare.py: the same uvicorn settings, its own
+process): N plain WebSocket clients, then N SSE clients, sent as many messages per second as
+each GraphQL subscriber was meant to get (every change of every job: the rate times the
+changes per job), of the GraphQL messages' size; latency from the moment each was sent. Each
+phase reports the CPU its server process used. The clients are raw sockets
+(benchmarks/wsclient.py), so that this process can keep up with them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from histograms import Buckets, quantile_ms, read_buckets
 from loadclient import Answer, paced
 from processes import process_tree_cpu
 from running import (
@@ -55,9 +61,13 @@ from wsclient import EventStream, WebSocket, open_event_stream, open_websocket
 
 from jobline.cluster import Cluster
 from jobline.serving import free_port, until_answers
+from projections.jobs.model import ReadModel
+from projections.jobs.view import JobStatus
+from runtime.aio import cancel_all
 from runtime.eventlog import ensure_topics
 from runtime.logreader import LogReader
 from runtime.settings import Settings
+from runtime.store import database, open_store
 from schema import JobResolved, decode
 
 
@@ -223,6 +233,10 @@ class Phase:
     seconds: float = 0.0
     #: CPU seconds each process (this one, the clients, too) used while the load ran.
     cpu_s: dict[str, float] = field(default_factory=dict)
+    #: The probe's: job id -> (its resolution's commit in the store, the probe's receipt), s.
+    committed: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: The processes' own histograms of the stages (METERED), over the phase: p50, p99 ms.
+    metered: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 async def load(base_url: str, size: PushSize, phase: Phase) -> None:
@@ -249,6 +263,55 @@ async def load(base_url: str, size: PushSize, phase: Phase) -> None:
 
 
 COMPONENTS = ("delay", "fetcher", "projection", "api")
+RESOLVED = {"updateDescription.updatedFields.status": JobStatus.RESOLVED.value}
+RESOLVED_CHANGES = [{"$match": RESOLVED}]
+
+
+#: Stage -> (the component that observes it, its histogram): the projection's write of each
+#: batch, each event's age once committed (from its occurred_at), and the API's feed delay
+#: (from a change's commit to its subscribers), as the processes themselves measure them.
+METERED = {
+    "projection_write": ("projection", "jobline_projection_write_seconds"),
+    "event_age_at_commit": ("projection", "jobline_projection_event_age_seconds"),
+    "feed_delay": ("api", "jobline_feed_delay_seconds"),
+}
+
+
+async def read_metered(cluster: Cluster) -> dict[str, Buckets]:
+    async with httpx.AsyncClient() as http:
+        return {
+            stage: await read_buckets(http, f"{cluster.url(component)}/metrics", name)
+            for stage, (component, name) in METERED.items()
+        }
+
+
+def metered_figures(
+    before: dict[str, Buckets], after: dict[str, Buckets]
+) -> dict[str, dict[str, float | None]]:
+    return {
+        stage: {
+            "p50_ms": quantile_ms(before[stage], after[stage], 0.5),
+            "p99_ms": quantile_ms(before[stage], after[stage], 0.99),
+        }
+        for stage in METERED
+    }
+
+
+async def probe(settings: Settings, phase: Phase, watching: asyncio.Event) -> None:
+    """Until cancelled: each resolution's commit in the store and its receipt here, from a
+    change stream on the read model (the collection the API's feed watches)."""
+    client = open_store(settings, bounded=False, component="bench-probe")
+    try:
+        located = await ReadModel(database(client, settings)).located(fresh=True)
+        collection = database(client, settings)[located.collection]
+        async with await collection.watch(RESOLVED_CHANGES, max_await_time_ms=200) as stream:
+            watching.set()
+            async for change in stream:
+                received = time.time()
+                committed = change["wallTime"].timestamp()
+                phase.committed[change["documentKey"]["_id"]] = (committed, received)
+    finally:
+        await client.close()
 
 
 async def on_cluster(settings: Settings, size: PushSize, logs: Path) -> list[Phase]:
@@ -281,9 +344,15 @@ async def on_cluster(settings: Settings, size: PushSize, logs: Path) -> list[Pha
                 connections = await sse_subscribers(port, phase.subscribers, size.subscribers)
             else:  # one subscriber: the latency of the pipeline alone
                 connections = await graphql_subscribers(port, phase.subscribers, 1)
+            watching = asyncio.Event()
+            probing = asyncio.create_task(probe(settings, phase, watching))
+            await asyncio.wait_for(watching.wait(), 30)
             cpu = process_tree_cpu(os.getpid())
+            metered = await read_metered(cluster)
             await load(cluster.url("api"), size, phase)
             phase.cpu_s = _used(cpu, process_tree_cpu(os.getpid()))
+            phase.metered = metered_figures(metered, await read_metered(cluster))
+            await cancel_all(probing)
             phase.subscribers.ended = sum(1 for c in connections if c.closed.done())
             for connection in connections:
                 connection.close()
@@ -315,6 +384,7 @@ def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
     latencies: list[float] = []
     first: list[float] = []
     fan_out: list[float] = []
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
     dropped = 0
     for job in resolved:
         arrivals = [got.get(job) for got in phase.subscribers.resolved]
@@ -324,6 +394,11 @@ def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
             continue
         earliest = min(received)
         first.append(earliest * 1000 - appended[job])
+        if job in phase.committed:
+            committed, probed = phase.committed[job]
+            stages["to_commit"].append(committed * 1000 - appended[job])
+            stages["commit_to_stream"].append((probed - committed) * 1000)
+            stages["commit_to_first"].append((earliest - committed) * 1000)
         for arrived in received:
             latencies.append(arrived * 1000 - appended[job])
             fan_out.append((arrived - earliest) * 1000)
@@ -339,10 +414,18 @@ def push_figures(phase: Phase, appended: dict[str, int]) -> dict[str, Any]:
         **figures,
         "to_first": _spread(first),
         "fan_out": _spread(fan_out),
+        "stages": {name: _spread(ms) for name, ms in stages.items()},
         "dropped": dropped,
         "connections_ended": phase.subscribers.ended,
         "message_bytes": _mean(phase.subscribers.sizes),
     }
+
+
+#: The pipeline's stages, from the probe: the JobResolved record to its commit in the read
+#: model (the broker's hop to the projection, its batch's transaction); from the commit to a
+#: change stream reader (the probe); and from the commit to the first subscriber (the API's
+#: own stream, its feed and the socket).
+STAGES = ("to_commit", "commit_to_stream", "commit_to_first")
 
 
 def _spread(ms: list[float]) -> dict[str, float]:
@@ -449,6 +532,7 @@ async def run_push(size_name: str) -> dict[str, Any]:
                 },
             }
             report[phase.name]["push"] = push_figures(phase, appended)
+            report[phase.name]["push"]["metered"] = phase.metered
         graphql = report["graphql"]["push"]
         messages = PushSize(
             subscribers=size.subscribers,
@@ -461,12 +545,28 @@ async def run_push(size_name: str) -> dict[str, Any]:
     return report
 
 
+def stage_row(report: dict[str, Any], phase: str) -> str:
+    push = report[phase]["push"]
+    probed = " / ".join(
+        f"{push['stages'][name]['p50_ms']}, {push['stages'][name]['p99_ms']}" for name in STAGES
+    )
+    metered = " / ".join(
+        f"{push['metered'][name]['p50_ms']}, {push['metered'][name]['p99_ms']}" for name in METERED
+    )
+    return (
+        f"| pipeline stages p50, p99 (ms), {phase} phase: probed (record → commit / commit → "
+        f"a change stream reader / commit → first subscriber); metered (projection batch "
+        f"write / event age at commit / API feed delay) | | {probed}; {metered} | |"
+    )
+
+
 def rows(report: dict[str, Any]) -> list[str]:
     n = report["parameters"]["subscribers"]
     floor = report["quiet"]["push"]
     out = [
         f"| push p50 / p99 (ms), 1 GraphQL subscriber: the pipeline alone | | "
-        f"{floor['p50_ms']} / {floor['p99_ms']} | |"
+        f"{floor['p50_ms']} / {floor['p99_ms']} | |",
+        *(stage_row(report, name) for name in ("quiet", "graphql", "sse")),
     ]
     for name, base in (("graphql", "websocket"), ("sse", "sse")):
         push, baseline = report[name]["push"], report["baseline"][base]

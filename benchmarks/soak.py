@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+from histograms import Buckets, observed, read_buckets
 from loadclient import Answer, paced
 from processes import process_tree_cpu, process_tree_rss
-from prometheus_client.parser import text_string_to_metric_families
 from running import GRAPHQL_JOBS, start, stop, wait_until_up
 from timers import percentile
 
@@ -147,26 +147,16 @@ async def _counts(http: httpx.AsyncClient) -> dict[str, int] | str:
     return counts
 
 
-async def _loop_lag(http: httpx.AsyncClient) -> dict[float, float]:
+async def _loop_lag(http: httpx.AsyncClient) -> Buckets:
     """`jobline run`'s event loop lag so far (jobline_event_loop_lag_seconds: every
-    component shares that loop), as its cumulative buckets: upper bound -> count."""
-    try:
-        text = (await http.get("/metrics")).text
-    except httpx.HTTPError:
-        return {}
-    return {
-        float(sample.labels["le"]): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "jobline_event_loop_lag_seconds"
-        for sample in family.samples
-        if sample.name.endswith("_bucket")
-    }
+    component shares that loop), as its cumulative buckets."""
+    return await read_buckets(http, "/metrics", "jobline_event_loop_lag_seconds")
 
 
-def _lag_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+def _lag_figures(before: Buckets, after: Buckets) -> dict[str, Any]:
     """The lag of the ticks between two readings: p50 and p99 as the upper bound of the
     bucket each falls in (ms), and the share of ticks over 100 ms."""
-    counts = sorted((le, n - before.get(le, 0.0)) for le, n in after.items())
+    counts = observed(before, after)
     ticks = counts[-1][1] if counts else 0.0
 
     def bound(q: float) -> float | None:

@@ -65,6 +65,31 @@ HTTP_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=LATENCY_BUCKETS,
 )
+#: Finer below 100 ms: the stages of a push are each a few to a few tens of milliseconds.
+STAGE_BUCKETS = (
+    *(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1),
+    *(0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+PROJECTION_WRITE_SECONDS = Histogram(
+    "jobline_projection_write_seconds",
+    "How long the projection took to write each batch it fetched to the read model (its "
+    "transactions, and their retries, from the batch handed over to the last commit).",
+    buckets=STAGE_BUCKETS,
+)
+PROJECTION_EVENT_AGE = Histogram(
+    "jobline_projection_event_age_seconds",
+    "How old each event was when the projection had committed it to the read model: from "
+    "its occurred_at (stamped by whoever appended it) to the commit. The log's hop to the "
+    "projection, its wait for the batch, the write: how stale the read model is.",
+    buckets=STAGE_BUCKETS,
+)
+FEED_DELAY = Histogram(
+    "jobline_feed_delay_seconds",
+    "From a job change's commit in the read model (the store's wallTime of it) to this API "
+    "having passed it to its subscribers (written to each connection's transport that took "
+    "it at once; queued for the others): the store's change stream and the feed.",
+    buckets=STAGE_BUCKETS,
+)
 EVENT_LOOP_LAG = Histogram(
     "jobline_event_loop_lag_seconds",
     "How late this process's event loop ran a timer due every EVENT_LOOP_TICK_S: how long "

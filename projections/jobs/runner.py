@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime
 
 from pymongo.errors import PyMongoError
 
@@ -14,6 +16,7 @@ from runtime.aio import cancel_all
 from runtime.backoff import Retry
 from runtime.consuming import Consumed
 from runtime.eventlog import Durability
+from runtime.metrics import PROJECTION_EVENT_AGE, PROJECTION_WRITE_SECONDS
 from runtime.offsets import OffsetTracker
 from runtime.processor import processor_kit
 from runtime.settings import Settings
@@ -36,7 +39,12 @@ class ProjectionHandler:
         # retried after growing pauses, in smaller writes (runtime/backoff.py).
         # To the model swapped in, if a replay swapped one in meanwhile (model.py).
         events = [item.event for item in batch]
+        started = time.monotonic()
         await self._model.write(lambda views: views.apply(events, self._retry))
+        PROJECTION_WRITE_SECONDS.observe(time.monotonic() - started)
+        committed = datetime.now(UTC)
+        for event in events:
+            PROJECTION_EVENT_AGE.observe(max(0.0, (committed - event.occurred_at).total_seconds()))
         for item in batch:
             self._tracker.release(item.partition, item.offset)
         if batch:

@@ -100,6 +100,18 @@ async def test_metrics_and_status_after_a_known_workload(
     assert grew(before, after, "jobline_http_request_duration_seconds_count", **posts) == 4
     cancels = {"route": "/jobs/{job_id}/cancel", "method": "POST", "status": "202"}
     assert grew(before, after, "jobline_http_request_duration_seconds_count", **cancels) == 1
+    # The pipeline's stages, as its processes time them: every event appended was
+    # committed to the read model (its age then observed once), in one batch write or
+    # more; and the feed passed changes on to subscribers, at least each job's insert.
+    appended = sum(
+        grew(before, after, "jobline_events_appended_total", type=kind)
+        for kind in ("JobRequested", "JobDue", "JobResolved", "JobFailed", "JobCancelled")
+    )
+    assert grew(before, after, "jobline_projection_event_age_seconds_count") >= appended
+    assert grew(before, after, "jobline_projection_write_seconds_count") >= 1
+    assert grew(before, after, "jobline_feed_delay_seconds_count") >= grew(
+        before, after, "jobline_events_appended_total", **created
+    )
     assert value(during, "jobline_subscribers") == value(before, "jobline_subscribers") + 1
     assert value(after, "jobline_subscribers") == value(before, "jobline_subscribers")
     for group in groups:  # every partition of every group measured, none behind
