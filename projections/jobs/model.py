@@ -12,7 +12,7 @@ moment after a swap some still read the old model; it stays whole until they hav
 
 Writers are fenced by the store, not by that timing: the swap, in the transaction that
 changes the pointer, marks every count document of the old model retired, and every write to
-a model changes one of its count documents in its own transaction (store.py `_count`). A
+a model changes one of its count documents in its own transaction (store.py `_write_counted`). A
 write to the old model that commits after the swap is therefore impossible: it conflicts
 with the swap (and is run again) or finds the document retired and raises ModelRetired, and
 the writer looks the pointer up and writes to the new model (`ReadModel.write`). What reached

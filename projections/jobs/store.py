@@ -28,11 +28,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.results import BulkWriteResult
 
 from projections.jobs.view import STATUSES, HistoryEntry, JobStatus, JobView, evolve
 from runtime.backoff import ChunkSize, Retry, write_chunked
@@ -70,6 +71,10 @@ class StaleRead(PyMongoError):
 class ModelRetired(Exception):
     """The model written to was swapped out by a replay (projections/jobs/model.py); the
     write did not commit, and belongs in the model that replaced it."""
+
+
+#: A write of a bulk to the model.
+Write = InsertOne[Document] | UpdateOne
 
 
 def is_counts(doc: Mapping[str, Any]) -> bool:
@@ -173,10 +178,9 @@ class MongoJobViews:
                 update.setdefault("$set", {})[COUNTED] = True
                 ops.append(UpdateOne({"_id": job_id, "version": before.version}, update))
         if ops:
-            result = await self.collection.bulk_write(ops, ordered=False, session=session)
-            if result.matched_count + result.upserted_count != len(ops):
+            result = await self._write_counted(ops, session, delta, seqs)
+            if result.matched_count + result.upserted_count != len(ops) + 1:  # (+ the count)
                 raise StaleRead("a job changed while its batch was written")
-            await self._count(session, delta, seqs)
 
     async def insert_folded(self, views: Sequence[JobView], retry: Retry | None = None) -> None:
         """Insert whole views, folded elsewhere, into a collection no one else writes (a
@@ -192,33 +196,44 @@ class MongoJobViews:
 
     async def add_counts(self, statuses: Counter[str], seqs: Sequence[int]) -> None:
         """Count jobs in these statuses, and the range of `seq` they hold (one write)."""
-        await self._count(None, statuses, [min(seqs), max(seqs)] if seqs else [])
+        await self._write_counted([], None, statuses, [min(seqs), max(seqs)] if seqs else [])
 
-    async def _count(
-        self, session: AsyncClientSession | None, delta: Counter[str], seqs: Sequence[int]
-    ) -> None:
-        """Add a transaction's status changes, and the range of `seq` it wrote, to one of
-        the count documents (a random one: concurrent writers rarely touch the same).
+    async def _write_counted(
+        self,
+        ops: Sequence[Write],
+        session: AsyncClientSession | None,
+        delta: Counter[str],
+        seqs: Sequence[int],
+    ) -> BulkWriteResult:
+        """`ops` and their count change in one bulk write: the status changes, and the range
+        of `seq` written, added to one of the count documents (a random one: concurrent
+        writers rarely touch the same).
 
-        Every transaction that writes jobs calls this, changes a count document whatever
+        Every transaction that writes jobs comes here and changes a count document whatever
         the counts, and raises ModelRetired (aborting the transaction) if the model was
         retired: a swap's own change of the document conflicts with this one otherwise, so
-        nothing commits to a model after it was swapped out (model.py).
+        nothing commits to a model after it was swapped out (model.py). The change is
+        guarded by the document not being retired: a retired one does not match, so the
+        upsert inserts its `_id` again and the store refuses the duplicate.
 
-        An update, then a read of the same document (in the transaction: it sees the
-        update), not one find-and-modify: SecantusDB (0.7) runs a findAndModify by scanning
-        the whole collection (its write re-asserts the query beside the `_id` it found,
-        which no index serves): 270 ms at 20,000 jobs, against ~1 ms for each of these."""
+        With the jobs' updates, one round trip (inserts are a command of their own); by
+        `_id`, not a find-and-modify: SecantusDB (0.7) runs a
+        findAndModify by scanning the whole collection (its write re-asserts the query
+        beside the `_id` found, which no index serves): 270 ms at 20,000 jobs."""
         changes: Document = {"$inc": {WRITES: 1}}
         changes["$inc"] |= {f"counts.{status}": n for status, n in delta.items() if n}
         if seqs:
             changes["$max"] = {"top": max(seqs)}
             changes["$min"] = {"bottom": min(seqs)}
-        shard = random.choice(COUNT_SHARDS)
-        await self.collection.update_one({"_id": shard}, changes, upsert=True, session=session)
-        counted = await self.collection.find_one({"_id": shard}, {RETIRED: 1}, session=session)
-        if counted is not None and counted.get(RETIRED):
-            raise ModelRetired(f"{self.collection.name} was swapped out by a replay")
+        guard = {"_id": random.choice(COUNT_SHARDS), RETIRED: {"$ne": True}}
+        count = UpdateOne(guard, changes, upsert=True)
+        try:  # (ordered: in a transaction the first error ends it, and the commands after
+            # it, a bulk of inserts and updates being two, would find it gone)
+            return await self.collection.bulk_write([*ops, count], session=session)
+        except BulkWriteError as error:
+            if any(e["index"] == len(ops) for e in error.details.get("writeErrors", [])):
+                raise ModelRetired(f"{self.collection.name} was swapped out by a replay") from None
+            raise
 
     async def insert_created(self, events: Sequence[JobRequested]) -> None:
         """Read-your-writes for new jobs: their first views, inserted and counted in one
@@ -238,9 +253,11 @@ class MongoJobViews:
             new = [doc for job_id, doc in docs.items() if job_id not in stored]
             if not new:
                 return
-            await self.collection.insert_many(new, session=session)
+            inserts = [InsertOne(doc) for doc in new]
             seqs = [doc["seq"] for doc in new]
-            await self._count(session, Counter({JobStatus.PENDING: len(new)}), seqs)
+            await self._write_counted(
+                inserts, session, Counter({JobStatus.PENDING: len(new)}), seqs
+            )
 
         if not docs:
             return
