@@ -216,10 +216,10 @@ class MongoJobViews:
         guarded by the document not being retired: a retired one does not match, so the
         upsert inserts its `_id` again and the store refuses the duplicate.
 
-        With the jobs' updates, one round trip (inserts are a command of their own); by
-        `_id`, not a find-and-modify: SecantusDB (0.7) runs a
-        findAndModify by scanning the whole collection (its write re-asserts the query
-        beside the `_id` found, which no index serves): 270 ms at 20,000 jobs."""
+        With the jobs' updates, one round trip (inserts are a command of their own). By
+        `_id`, not a find-and-modify: SecantusDB (0.7) runs a findAndModify by scanning the
+        whole collection (its write re-asserts the query beside the `_id` found, which no
+        index serves): 270 ms at 20,000 jobs."""
         changes: Document = {"$inc": {WRITES: 1}}
         changes["$inc"] |= {f"counts.{status}": n for status, n in delta.items() if n}
         if seqs:
