@@ -63,7 +63,7 @@ from jobline.cluster import Cluster
 from jobline.serving import free_port, until_answers
 from projections.jobs.model import ReadModel
 from projections.jobs.view import JobStatus
-from runtime.aio import cancel_all
+from runtime.aio import cancel_all, wait_event
 from runtime.eventlog import ensure_topics
 from runtime.logreader import LogReader
 from runtime.settings import Settings
@@ -346,12 +346,17 @@ async def on_cluster(settings: Settings, size: PushSize, logs: Path) -> list[Pha
                 connections = await graphql_subscribers(port, phase.subscribers, 1)
             watching = asyncio.Event()
             probing = asyncio.create_task(probe(settings, phase, watching))
-            await asyncio.wait_for(watching.wait(), 30)
+            if not await wait_event(watching, 30):
+                failed = probing.exception() if probing.done() else None
+                await cancel_all(probing)
+                raise RuntimeError("the probe's change stream did not open") from failed
             cpu = process_tree_cpu(os.getpid())
             metered = await read_metered(cluster)
             await load(cluster.url("api"), size, phase)
             phase.cpu_s = _used(cpu, process_tree_cpu(os.getpid()))
             phase.metered = metered_figures(metered, await read_metered(cluster))
+            if probing.done():
+                probing.result()  # it failed during the phase: its error, not empty stages
             await cancel_all(probing)
             phase.subscribers.ended = sum(1 for c in connections if c.closed.done())
             for connection in connections:
