@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -76,7 +76,8 @@ class FetchHandler:
         self._handover_s = handover_s
         self._in_flight = asyncio.Semaphore(max_in_flight)  # due jobs taken, not yet done
         self._tasks: dict[asyncio.Task[None], _Work] = {}  # due jobs being settled
-        self._fetching: set[tuple[str, int]] = set()  # (job, version) of JobDues in flight
+        #: (job, version) of each JobDue in flight -> its settling.
+        self._fetching: dict[tuple[str, int], _Work] = {}
         self.commits: GroupCommit[Claimed, None] = GroupCommit(
             self._commit, max_batch=MAX_BATCH, max_queued=max_in_flight
         )
@@ -120,9 +121,15 @@ class FetchHandler:
                 log.info("cancelled before due: no fetch", extra=item.log_fields(self._topic))
                 self._tracker.release(item.partition, item.offset)
                 continue
+            key = (item.event.job_id, item.event.version)
+            if (fetching := self._fetching.get(key)) is not None and not fetching.let_go:
+                # A copy of a JobDue being fetched (appended twice, or redelivered): no
+                # second photo; its offset is released with the one being fetched.
+                fetching.copies.append(item)
+                continue
             await self._in_flight.acquire()
-            self._fetching.add((item.event.job_id, item.event.version))
             work = _Work(item.partition)
+            self._fetching[key] = work
             task = asyncio.create_task(
                 self._settle(item, claimed.get(outcome_key(_due(item))), work)
             )
@@ -178,9 +185,11 @@ class FetchHandler:
                 log.info("outcome claimed already; appending it again", extra=fields)
                 claimed = Claimed(key, claim.event, fields)
             await self._retrying(lambda: self.commits.submit(claimed), item)
-            self._tracker.release(item.partition, item.offset)
+            for done in (item, *work.copies):
+                self._tracker.release(done.partition, done.offset)
         finally:
-            self._fetching.discard((due.job_id, due.version))
+            if self._fetching.get((due.job_id, due.version)) is work:
+                del self._fetching[due.job_id, due.version]
             self._in_flight.release()
 
     async def _retrying(self, step: Callable[[], Awaitable[T]], item: Consumed) -> T:
@@ -237,6 +246,9 @@ class _Work:
     partition: int
     asked: asyncio.Future[Photo | str] | None = None
     let_go: bool = False  # its partition is handed over
+    #: Copies of its JobDue that came while it was settled: released with it (or, let go,
+    #: left for the next owner, as it is).
+    copies: list[Consumed] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ Nothing about timings is asserted (this machine is shared and noisy)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,12 @@ def test_the_push_benchmark_runs_and_every_subscriber_gets_every_resolution(
         assert report["baseline"][name]["deliveries"] > 0
     for phase in ("quiet", "graphql", "sse"):
         assert report[phase]["serving"]["creations"]["errors"] == 0
+        # The stages: the probe saw the resolutions commit, the processes timed their parts.
+        stages, metered = report[phase]["push"]["stages"], report[phase]["push"]["metered"]
+        assert not any(math.isnan(stage["p50_ms"]) for stage in stages.values()), stages
+        assert all(stage["p50_ms"] is not None for stage in metered.values()), metered
     assert "| push p50 / p99 (ms)" in report["table"]
+    assert "| pipeline stages p50, p99 (ms), quiet phase" in report["table"]
 
 
 @pytest.mark.timeout(300)

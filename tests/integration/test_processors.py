@@ -117,6 +117,28 @@ async def test_redelivered_job_due_calls_unsplash_once(
     assert (await system.http.get(f"/jobs/{job['id']}")).json()["status"] == "resolved"
 
 
+async def test_a_job_due_copied_while_its_photo_is_fetched_calls_unsplash_once(
+    settings: Settings, stand_in: StandInServer
+) -> None:
+    """A copy of a JobDue that arrives while the first is being fetched (the same event
+    appended twice: concurrent retries of one job can do that; or redelivered) asks for no
+    second photo, and its offset is released with the first's."""
+    stand_in.state.fault_delay_s = 1.0  # Unsplash slow: the copy comes while it is asked
+    due = job_life("copied", utc_now())[1]
+    first, copy = Consumed(0, 0, due), Consumed(0, 1, due)
+    tracker = OffsetTracker()
+    async with _fetching(settings, tracker) as handler:
+        for item in (first, copy):
+            tracker.hold(item.partition, item.offset)
+        await handler.handle([first])
+        await eventually(lambda: stand_in.state.requests == 1, "its photo asked for")
+        await handler.handle([copy])
+        await eventually(lambda: tracker.committable(0) == 2, "both offsets released")
+    assert stand_in.state.photos == 1, "a second photo for the copy"
+    resolved = [e for e in await read_events(settings) if isinstance(e, JobResolved)]
+    assert [e.job_id for e in resolved] == ["copied"]
+
+
 async def test_racing_fetchers_publish_one_photo_per_job(
     system: System, stand_in: StandInServer, caplog: pytest.LogCaptureFixture
 ) -> None:
