@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -45,6 +44,7 @@ from projections.jobs.model import LEGACY, Located, ReadModel
 from projections.jobs.store import from_document, is_counts
 from projections.jobs.view import JobView
 from runtime.aio import raise_if_cancelled
+from runtime.clock import utc_now
 from runtime.metrics import FEED_DELAY, SUBSCRIBERS, SUBSCRIBERS_DROPPED
 from runtime.store import Document
 
@@ -440,7 +440,7 @@ def _observe_delay(change: Mapping[str, Any]) -> None:
     leaves it unobserved)."""
     committed = change.get("wallTime")
     if isinstance(committed, datetime):
-        FEED_DELAY.observe(max(0.0, time.time() - committed.timestamp()))
+        FEED_DELAY.observe(max(0.0, (utc_now() - committed).total_seconds()))
 
 
 def _remember(versions: OrderedDict[str, int], view: JobView) -> None:

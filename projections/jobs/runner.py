@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 
 from pymongo.errors import PyMongoError
 
@@ -14,6 +13,7 @@ from projections.jobs.replay import finish_swap, replay, retire_grace_s
 from projections.jobs.store import SHAPE
 from runtime.aio import cancel_all
 from runtime.backoff import Retry
+from runtime.clock import utc_now
 from runtime.consuming import Consumed
 from runtime.eventlog import Durability
 from runtime.metrics import PROJECTION_EVENT_AGE, PROJECTION_WRITE_SECONDS
@@ -42,7 +42,7 @@ class ProjectionHandler:
         started = time.monotonic()
         await self._model.write(lambda views: views.apply(events, self._retry))
         PROJECTION_WRITE_SECONDS.observe(time.monotonic() - started)
-        committed = datetime.now(UTC)
+        committed = utc_now()
         for event in events:
             PROJECTION_EVENT_AGE.observe(max(0.0, (committed - event.occurred_at).total_seconds()))
         for item in batch:
